@@ -1,0 +1,153 @@
+package dev.prefixgate.engine;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The one place that knows the ONNX graph's contract: tensor names, dtypes and KV layout.
+ *
+ * <pre>
+ * inputs   input_ids                 int64   [batch, seq]
+ *          attention_mask            int64   [batch, past + seq]   (0 = padding)
+ *          past_key_values.{i}.key   float32 [batch, n_head, past, head_dim]
+ *          past_key_values.{i}.value float32 [batch, n_head, past, head_dim]
+ * outputs  logits                    float32 [batch, seq, vocab]
+ *          present.{i}.key / .value  float32 [batch, n_head, past + seq, head_dim]
+ * </pre>
+ */
+public final class GraphContract {
+  public static final String INPUT_IDS = "input_ids";
+  public static final String ATTENTION_MASK = "attention_mask";
+  public static final String LOGITS = "logits";
+
+  private final ModelConfig config;
+  private final String[] pastKeys;
+  private final String[] pastValues;
+  private final String[] presentKeys;
+  private final String[] presentValues;
+
+  public GraphContract(ModelConfig config) {
+    this.config = config;
+    int n = config.nLayer();
+    pastKeys = new String[n];
+    pastValues = new String[n];
+    presentKeys = new String[n];
+    presentValues = new String[n];
+    for (int i = 0; i < n; i++) {
+      pastKeys[i] = "past_key_values." + i + ".key";
+      pastValues[i] = "past_key_values." + i + ".value";
+      presentKeys[i] = "present." + i + ".key";
+      presentValues[i] = "present." + i + ".value";
+    }
+  }
+
+  public String pastKey(int layer) {
+    return pastKeys[layer];
+  }
+
+  public String pastValue(int layer) {
+    return pastValues[layer];
+  }
+
+  public String presentKey(int layer) {
+    return presentKeys[layer];
+  }
+
+  public String presentValue(int layer) {
+    return presentValues[layer];
+  }
+
+  /**
+   * Checks the session's inputs and outputs against this contract and {@code config.json}.
+   *
+   * @throws EngineException naming every missing or mismatched tensor
+   */
+  public void check(OrtSession session) {
+    List<String> problems = new ArrayList<>();
+    try {
+      Map<String, NodeInfo> in = session.getInputInfo();
+      Map<String, NodeInfo> out = session.getOutputInfo();
+      expect(problems, "input", in, INPUT_IDS, OnnxJavaType.INT64, 2, -1);
+      expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
+      expect(problems, "output", out, LOGITS, OnnxJavaType.FLOAT, 3, config.vocabSize());
+      for (int i = 0; i < config.nLayer(); i++) {
+        for (String name : new String[] {pastKeys[i], pastValues[i]}) {
+          expectKv(problems, "input", in, name);
+        }
+        for (String name : new String[] {presentKeys[i], presentValues[i]}) {
+          expectKv(problems, "output", out, name);
+        }
+      }
+      String extra = "past_key_values." + config.nLayer() + ".key";
+      if (in.containsKey(extra)) {
+        problems.add(
+            "graph has input '" + extra + "' but config.json says n_layer=" + config.nLayer());
+      }
+      for (String name : in.keySet()) {
+        if (!name.equals(INPUT_IDS)
+            && !name.equals(ATTENTION_MASK)
+            && !name.startsWith("past_key_values.")) {
+          problems.add("graph has unexpected input '" + name + "' (e.g. position_ids)");
+        }
+      }
+    } catch (OrtException e) {
+      throw new EngineException("cannot read the graph's inputs and outputs", e);
+    }
+    if (!problems.isEmpty()) {
+      throw new EngineException("model.onnx does not match the contract: " + problems);
+    }
+  }
+
+  private void expectKv(List<String> problems, String kind, Map<String, NodeInfo> nodes, String n) {
+    if (!expect(problems, kind, nodes, n, OnnxJavaType.FLOAT, 4, -1)) return;
+    long[] shape = ((TensorInfo) nodes.get(n).getInfo()).getShape();
+    if (shape[1] >= 0 && shape[1] != config.nHead()) {
+      problems.add(kind + " '" + n + "' has " + shape[1] + " heads, config has " + config.nHead());
+    }
+    if (shape[3] >= 0 && shape[3] != config.headDim()) {
+      problems.add(
+          kind + " '" + n + "' has head_dim " + shape[3] + ", config gives " + config.headDim());
+    }
+  }
+
+  /** Returns true when the tensor exists with the right dtype and rank. */
+  private static boolean expect(
+      List<String> problems,
+      String kind,
+      Map<String, NodeInfo> nodes,
+      String name,
+      OnnxJavaType type,
+      int rank,
+      long lastDim) {
+    NodeInfo node = nodes.get(name);
+    if (node == null) {
+      problems.add("missing " + kind + " '" + name + "'");
+      return false;
+    }
+    if (!(node.getInfo() instanceof TensorInfo info)) {
+      problems.add(kind + " '" + name + "' is not a tensor");
+      return false;
+    }
+    if (info.type != type) {
+      problems.add(kind + " '" + name + "' is " + info.type + ", expected " + type);
+      return false;
+    }
+    long[] shape = info.getShape();
+    if (shape.length != rank) {
+      problems.add(kind + " '" + name + "' has rank " + shape.length + ", expected " + rank);
+      return false;
+    }
+    if (lastDim > 0 && shape[rank - 1] >= 0 && shape[rank - 1] != lastDim) {
+      problems.add(
+          kind + " '" + name + "' last dimension " + shape[rank - 1] + ", expected " + lastDim);
+      return false;
+    }
+    return true;
+  }
+}

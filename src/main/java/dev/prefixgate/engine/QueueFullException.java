@@ -1,0 +1,15 @@
+package dev.prefixgate.engine;
+
+/** The admission queue is full; the caller should retry later (HTTP 429). */
+public final class QueueFullException extends RuntimeException {
+  private final int queued;
+
+  public QueueFullException(int queued) {
+    super("server busy: " + queued + " requests already waiting");
+    this.queued = queued;
+  }
+
+  public int queued() {
+    return queued;
+  }
+}

@@ -1,0 +1,1 @@
+"""Prefixgate trainer: demo model fixtures, ONNX export, PEFT prefix-tuning jobs."""
