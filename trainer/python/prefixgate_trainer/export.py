@@ -75,4 +75,19 @@ def export_onnx(model: BloomForCausalLM, path: Path, external_data: bool = False
             optimize=True,
             verbose=False,
         )
+    _strip_provenance(program.model)
     program.save(str(path), external_data=external_data)
+
+
+def _strip_provenance(model) -> None:  # type: ignore[no-untyped-def]
+    """Drops the exporter's stack traces and names of source files: they hold absolute paths of the
+    exporting machine, which would make the graph's bytes depend on where it was built."""
+    graphs = [model.graph, *model.functions.values()]
+    for graph in graphs:
+        graph.metadata_props.clear()
+        graph.doc_string = None
+        for node in graph.all_nodes() if hasattr(graph, "all_nodes") else graph:
+            node.metadata_props.clear()
+            node.doc_string = None
+    model.metadata_props.clear()
+    model.doc_string = None

@@ -1,0 +1,97 @@
+package dev.prefixgate;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.util.Optional;
+
+/** Every Prefixgate setting, under {@code prefixgate.*} (env: {@code PREFIXGATE_*}). */
+@ConfigMapping(prefix = "prefixgate")
+public interface PrefixgateConfig {
+
+  /** The served model. */
+  Model model();
+
+  /** Batching, admission and ONNX Runtime threads. */
+  EngineSettings engine();
+
+  /** Administration. */
+  Admin admin();
+
+  /** The demo tenants and adapters seeded from {@code trainer/fixtures}. */
+  Demo demo();
+
+  /** The prefix cache. */
+  Cache cache();
+
+  interface Model {
+    /**
+     * Model directory: {@code model.onnx} (+ external data), {@code config.json}, {@code
+     * tokenizer.json}. Default: the bundled demo model.
+     */
+    @WithDefault("trainer/fixtures/tiny-bloom")
+    String dir();
+
+    /** Name reported as the base model in {@code /v1/models}. */
+    @WithDefault("base")
+    String baseName();
+  }
+
+  interface EngineSettings {
+    /** ONNX Runtime intra-op threads; 0 = one per core. */
+    @WithDefault("0")
+    int intraOpThreads();
+
+    /** Let ORT threads spin between ops (faster on a dedicated machine, harmful on shared CPUs). */
+    @WithDefault("false")
+    boolean allowSpinning();
+
+    /** Use the CUDA provider when the gpu build is installed; falls back to CPU with a log line. */
+    @WithDefault("false")
+    boolean cuda();
+
+    /** Sequences decoded together in one step. */
+    @WithDefault("16")
+    int maxBatchRows();
+
+    /** KV tokens reserved by running rows (prefix + prompt + max new tokens each). */
+    @WithDefault("32768")
+    int maxBatchTokens();
+
+    /** Padded prompt tokens per prefill run. */
+    @WithDefault("2048")
+    int maxPrefillTokens();
+
+    /** Requests waiting for a row; beyond this the API answers 429. */
+    @WithDefault("256")
+    int maxQueue();
+
+    /** Limit on prefix + prompt + max_tokens for one request. */
+    @WithDefault("2048")
+    int maxContext();
+
+    /** max_tokens when the request does not say. */
+    @WithDefault("256")
+    int defaultMaxTokens();
+  }
+
+  interface Admin {
+    /** Admin API key ({@code PREFIXGATE_ADMIN_KEY}); admin endpoints are closed without one. */
+    Optional<String> key();
+  }
+
+  interface Demo {
+    /** Seed the demo tenants (acme, globex, initech) with fixed, documented keys at start-up. */
+    @WithDefault("false")
+    boolean enabled();
+
+    /** Where the demo adapters live. */
+    @WithDefault("trainer/fixtures/adapters")
+    String adaptersDir();
+  }
+
+  interface Cache {
+    /** Bytes of prefix KV kept in memory; least recently used unreferenced entries are evicted. */
+    @WithDefault("268435456")
+    long maxBytes();
+  }
+}

@@ -1,0 +1,24 @@
+package dev.prefixgate.adapter;
+
+import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
+import jakarta.persistence.Column;
+import jakarta.persistence.Entity;
+import jakarta.persistence.Id;
+import jakarta.persistence.Table;
+import java.time.Instant;
+
+/** The two PEFT files of an adapter, keyed by the sha256 of the safetensors bytes. */
+@Entity
+@Table(name = "adapter_blob")
+public class AdapterBlob extends PanacheEntityBase {
+  @Id public String digest;
+
+  @Column(name = "adapter_config", nullable = false)
+  public byte[] adapterConfig;
+
+  @Column(name = "safetensors", nullable = false)
+  public byte[] safetensors;
+
+  @Column(name = "created_at", nullable = false)
+  public Instant createdAt;
+}

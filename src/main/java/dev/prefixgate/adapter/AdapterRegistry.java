@@ -1,0 +1,128 @@
+package dev.prefixgate.adapter;
+
+import dev.prefixgate.engine.AdapterFormatException;
+import dev.prefixgate.engine.ModelConfig;
+import dev.prefixgate.engine.PrefixAdapter;
+import io.quarkus.panache.common.Sort;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.transaction.Transactional;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Which tenant owns which adapter versions, and which version is active. Every path that adds an
+ * adapter (admin upload, Kafka event, demo seeding) goes through {@link #register}, so validation
+ * and idempotency are the same everywhere. Blocking (Hibernate ORM): call from worker threads.
+ */
+@ApplicationScoped
+public class AdapterRegistry {
+
+  /** Result of a registration: the stored version and whether this call created it. */
+  public record Registered(AdapterVersion adapter, boolean created) {}
+
+  /**
+   * Validates the PEFT files against the served model, then stores them as the next version of
+   * {@code name}, or returns the existing version with the same digest (idempotent). Row and blob
+   * are written in one transaction; a refused adapter leaves nothing behind.
+   *
+   * @throws AdapterFormatException when the files are malformed or do not fit the served model
+   */
+  @Transactional
+  public Registered register(
+      String tenantId,
+      String name,
+      byte[] adapterConfig,
+      byte[] safetensors,
+      ModelConfig model,
+      String source,
+      boolean activate)
+      throws AdapterFormatException {
+    PrefixAdapter parsed = PrefixAdapter.read(adapterConfig, safetensors, model);
+    AdapterVersion existing =
+        AdapterVersion.find(
+                "tenantId = ?1 and name = ?2 and digest = ?3", tenantId, name, parsed.digest())
+            .firstResult();
+    if (existing != null) return new Registered(existing, false);
+    if (AdapterBlob.findById(parsed.digest()) == null) {
+      AdapterBlob blob = new AdapterBlob();
+      blob.digest = parsed.digest();
+      blob.adapterConfig = adapterConfig;
+      blob.safetensors = safetensors;
+      blob.createdAt = Instant.now();
+      blob.persist();
+    }
+    AdapterVersion last =
+        AdapterVersion.find(
+                "tenantId = ?1 and name = ?2", Sort.descending("version"), tenantId, name)
+            .firstResult();
+    AdapterVersion v = new AdapterVersion();
+    v.tenantId = tenantId;
+    v.name = name;
+    v.version = last == null ? 1 : last.version + 1;
+    v.digest = parsed.digest();
+    v.numVirtualTokens = parsed.numVirtualTokens();
+    v.baseModel = parsed.baseModel();
+    v.status = AdapterVersion.Status.REGISTERED;
+    v.source = source;
+    v.createdAt = Instant.now();
+    v.persist();
+    if (activate) activate(tenantId, name, v.version);
+    return new Registered(v, true);
+  }
+
+  /** Makes one version the active one of its name (also a rollback); the previous one is kept. */
+  @Transactional
+  public Optional<AdapterVersion> activate(String tenantId, String name, int version) {
+    AdapterVersion target =
+        AdapterVersion.find("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
+            .firstResult();
+    if (target == null || target.status == AdapterVersion.Status.REJECTED) return Optional.empty();
+    AdapterVersion.update(
+        "status = ?1 where tenantId = ?2 and name = ?3 and status = ?4",
+        AdapterVersion.Status.REGISTERED,
+        tenantId,
+        name,
+        AdapterVersion.Status.ACTIVE);
+    target.status = AdapterVersion.Status.ACTIVE;
+    return Optional.of(target);
+  }
+
+  /** The active version of a tenant's adapter. */
+  @Transactional
+  public Optional<AdapterVersion> active(String tenantId, String name) {
+    return AdapterVersion.find(
+            "tenantId = ?1 and name = ?2 and status = ?3",
+            tenantId,
+            name,
+            AdapterVersion.Status.ACTIVE)
+        .firstResultOptional();
+  }
+
+  /** A specific servable version (registered or active). */
+  @Transactional
+  public Optional<AdapterVersion> version(String tenantId, String name, int version) {
+    return AdapterVersion.<AdapterVersion>find(
+            "tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
+        .firstResultOptional()
+        .filter(
+            v ->
+                v.status == AdapterVersion.Status.ACTIVE
+                    || v.status == AdapterVersion.Status.REGISTERED);
+  }
+
+  /** Active adapters of a tenant, by name. */
+  @Transactional
+  public List<AdapterVersion> activeAdapters(String tenantId) {
+    return AdapterVersion.list(
+        "tenantId = ?1 and status = ?2",
+        Sort.ascending("name"),
+        tenantId,
+        AdapterVersion.Status.ACTIVE);
+  }
+
+  @Transactional
+  public Optional<AdapterBlob> blob(String digest) {
+    return AdapterBlob.findByIdOptional(digest);
+  }
+}

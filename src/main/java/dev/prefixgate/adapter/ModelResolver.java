@@ -1,0 +1,65 @@
+package dev.prefixgate.adapter;
+
+import dev.prefixgate.Gateway;
+import dev.prefixgate.PrefixgateConfig;
+import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.tenant.Tenant;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import java.util.Optional;
+
+/**
+ * Turns a request's {@code model} field into what to serve for this tenant: its default adapter, a
+ * named adapter's active version, {@code name@version}, or the base model where allowed. Another
+ * tenant's adapter resolves exactly like a missing one.
+ */
+@ApplicationScoped
+public class ModelResolver {
+  /** What a request runs on; {@code lease} is null for the base model. Close when done. */
+  public record Resolved(String model, PrefixCache.Lease lease) implements AutoCloseable {
+    @Override
+    public void close() {
+      if (lease != null) lease.close();
+    }
+  }
+
+  @Inject AdapterRegistry registry;
+  @Inject Gateway gateway;
+  @Inject PrefixgateConfig config;
+
+  /** Empty when the tenant has no such model (the API answers 404). */
+  public Optional<Resolved> resolve(Tenant tenant, String requested) throws Exception {
+    String name = requested == null || requested.isBlank() ? null : requested.trim();
+    String base = config.model().baseName();
+    if (name == null) {
+      if (tenant.defaultAdapter == null)
+        return tenant.allowBase ? Optional.of(new Resolved(base, null)) : Optional.empty();
+      name = tenant.defaultAdapter;
+    }
+    if (name.equals(base))
+      return tenant.allowBase ? Optional.of(new Resolved(base, null)) : Optional.empty();
+    Optional<AdapterVersion> version;
+    int at = name.lastIndexOf('@');
+    if (at > 0) {
+      int v;
+      try {
+        v = Integer.parseInt(name.substring(at + 1));
+      } catch (NumberFormatException e) {
+        return Optional.empty();
+      }
+      version = registry.version(tenant.id, name.substring(0, at), v);
+    } else {
+      version = registry.active(tenant.id, name);
+    }
+    if (version.isEmpty()) return Optional.empty();
+    AdapterVersion a = version.get();
+    PrefixCache.Lease lease = gateway.cache().acquire(a.digest, this::load);
+    return Optional.of(new Resolved(a.name + "@" + a.version, lease));
+  }
+
+  private dev.prefixgate.engine.PrefixKv load(String digest) throws Exception {
+    AdapterBlob blob =
+        registry.blob(digest).orElseThrow(() -> new IllegalStateException("no blob for " + digest));
+    return PrefixAdapter.read(blob.adapterConfig, blob.safetensors, gateway.model().config()).kv();
+  }
+}

@@ -1,0 +1,129 @@
+package dev.prefixgate.adapter;
+
+import dev.prefixgate.engine.PrefixKv;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Adapter digest → prefix KV, within a byte budget. Entries in use are reference-counted and never
+ * evicted; unused ones leave in least-recently-used order when the budget is exceeded. Keyed by
+ * digest, so a new version (new digest) never serves stale KV, and requests in flight keep the KV
+ * they started with. Thread-safe.
+ */
+public final class PrefixCache {
+  /** Loads an adapter's KV on a miss (e.g. from the registry's blob). */
+  @FunctionalInterface
+  public interface Loader {
+    PrefixKv load(String digest) throws Exception;
+  }
+
+  /** A reference to cached KV; close it when the request that uses it completes. */
+  public final class Lease implements AutoCloseable {
+    private final Entry entry;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private Lease(Entry entry) {
+      this.entry = entry;
+    }
+
+    public PrefixKv kv() {
+      return entry.kv;
+    }
+
+    @Override
+    public void close() {
+      if (closed.compareAndSet(false, true)) release(entry);
+    }
+  }
+
+  private static final class Entry {
+    final String digest;
+    final PrefixKv kv;
+    int refs;
+
+    Entry(String digest, PrefixKv kv) {
+      this.digest = digest;
+      this.kv = kv;
+    }
+  }
+
+  private final long maxBytes;
+  private final LinkedHashMap<String, Entry> entries = new LinkedHashMap<>(16, 0.75f, true);
+  private long bytes;
+  private final AtomicLong hits = new AtomicLong();
+  private final AtomicLong misses = new AtomicLong();
+  private final AtomicLong evictions = new AtomicLong();
+
+  public PrefixCache(long maxBytes) {
+    if (maxBytes < 0) throw new IllegalArgumentException("cache max bytes " + maxBytes + " < 0");
+    this.maxBytes = maxBytes;
+  }
+
+  /** Returns a lease on the digest's KV, loading it on a miss. A failed load caches nothing. */
+  public Lease acquire(String digest, Loader loader) throws Exception {
+    synchronized (this) {
+      Entry e = entries.get(digest);
+      if (e != null) {
+        e.refs++;
+        hits.incrementAndGet();
+        return new Lease(e);
+      }
+    }
+    misses.incrementAndGet();
+    PrefixKv kv = loader.load(digest); // outside the lock: other tenants keep being served
+    synchronized (this) {
+      Entry e = entries.get(digest);
+      if (e == null) {
+        e = new Entry(digest, kv);
+        entries.put(digest, e);
+        bytes += kv.bytes();
+      }
+      e.refs++;
+      evict();
+      return new Lease(e);
+    }
+  }
+
+  private synchronized void release(Entry e) {
+    e.refs--;
+    evict();
+  }
+
+  private void evict() {
+    for (Iterator<Map.Entry<String, Entry>> it = entries.entrySet().iterator();
+        bytes > maxBytes && it.hasNext(); ) {
+      Entry e = it.next().getValue();
+      if (e.refs > 0) continue;
+      it.remove();
+      bytes -= e.kv.bytes();
+      evictions.incrementAndGet();
+    }
+  }
+
+  public synchronized long bytes() {
+    return bytes;
+  }
+
+  public synchronized int size() {
+    return entries.size();
+  }
+
+  public synchronized boolean contains(String digest) {
+    return entries.containsKey(digest);
+  }
+
+  public long hits() {
+    return hits.get();
+  }
+
+  public long misses() {
+    return misses.get();
+  }
+
+  public long evictions() {
+    return evictions.get();
+  }
+}

@@ -1,0 +1,39 @@
+package dev.prefixgate.api;
+
+/** An OpenAI-style error: {@code {"error": {"message", "type", "param", "code"}}} with a status. */
+public final class ApiError extends RuntimeException {
+  final int status;
+  final String type;
+  final String code;
+  final String param;
+
+  public ApiError(int status, String type, String code, String param, String message) {
+    super(message);
+    this.status = status;
+    this.type = type;
+    this.code = code;
+    this.param = param;
+  }
+
+  static ApiError invalid(String param, String message) {
+    return new ApiError(400, "invalid_request_error", "invalid_value", param, message);
+  }
+
+  static ApiError unauthorized() {
+    return new ApiError(
+        401,
+        "invalid_request_error",
+        "invalid_api_key",
+        null,
+        "Missing or invalid API key: send 'Authorization: Bearer <key>'.");
+  }
+
+  static ApiError modelNotFound(String model) {
+    return new ApiError(
+        404,
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+        "The model '" + model + "' does not exist or you do not have access to it.");
+  }
+}

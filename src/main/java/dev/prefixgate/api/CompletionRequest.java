@@ -1,0 +1,238 @@
+package dev.prefixgate.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A validated {@code /v1/chat/completions} or {@code /v1/completions} request. Every refusal is an
+ * {@link ApiError} naming the parameter and the allowed range.
+ *
+ * @param prompt the chat-templated or raw prompt text
+ * @param maxTokens null when the request did not say (the server picks a default)
+ */
+record CompletionRequest(
+    String model,
+    String prompt,
+    Integer maxTokens,
+    double temperature,
+    double topP,
+    int topK,
+    double repetitionPenalty,
+    Long seed,
+    List<String> stop,
+    boolean stream,
+    boolean includeUsage,
+    boolean ignoreEos,
+    boolean returnTokenIds) {
+
+  private static final Set<String> COMMON =
+      Set.of(
+          "model",
+          "max_tokens",
+          "temperature",
+          "top_p",
+          "n",
+          "stream",
+          "stream_options",
+          "stop",
+          "seed",
+          "user",
+          "presence_penalty",
+          "frequency_penalty",
+          "logprobs",
+          "top_k",
+          "repetition_penalty",
+          "ignore_eos",
+          "return_token_ids");
+  private static final Set<String> CHAT_ONLY = Set.of("messages", "max_completion_tokens");
+  private static final Set<String> COMPLETION_ONLY = Set.of("prompt", "echo", "suffix");
+
+  static CompletionRequest parse(JsonNode body, boolean chat) {
+    if (body == null || !body.isObject()) {
+      throw ApiError.invalid(null, "The request body must be a JSON object.");
+    }
+    for (Iterator<String> it = body.fieldNames(); it.hasNext(); ) {
+      String f = it.next();
+      if (!COMMON.contains(f) && !(chat ? CHAT_ONLY : COMPLETION_ONLY).contains(f)) {
+        throw ApiError.invalid(f, "Unrecognized request argument supplied: " + f);
+      }
+    }
+    String model = optText(body, "model");
+    String prompt = chat ? chatPrompt(body.get("messages")) : rawPrompt(body.get("prompt"));
+    if (!chat) {
+      if (body.path("echo").asBoolean(false))
+        throw ApiError.invalid("echo", "echo is not supported");
+      if (body.hasNonNull("suffix")) throw ApiError.invalid("suffix", "suffix is not supported");
+    }
+    Integer maxTokens =
+        optInt(
+            body,
+            chat && body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+    if (maxTokens != null && maxTokens < 1) {
+      throw ApiError.invalid("max_tokens", "max_tokens must be at least 1, got " + maxTokens);
+    }
+    double temperature = optNumber(body, "temperature", 1.0);
+    if (!(temperature >= 0 && temperature <= 2)) {
+      throw ApiError.invalid("temperature", "temperature must be in [0, 2], got " + temperature);
+    }
+    double topP = optNumber(body, "top_p", 1.0);
+    if (!(topP > 0 && topP <= 1))
+      throw ApiError.invalid("top_p", "top_p must be in (0, 1], got " + topP);
+    Integer topK = optInt(body, "top_k");
+    if (topK != null && topK < 0)
+      throw ApiError.invalid("top_k", "top_k must be >= 0, got " + topK);
+    double penalty = optNumber(body, "repetition_penalty", 1.0);
+    if (!(penalty > 0 && penalty <= 10)) {
+      throw ApiError.invalid(
+          "repetition_penalty", "repetition_penalty must be in (0, 10], got " + penalty);
+    }
+    Integer n = optInt(body, "n");
+    if (n != null && n != 1) throw ApiError.invalid("n", "Only n=1 is supported, got " + n);
+    for (String p : new String[] {"presence_penalty", "frequency_penalty"}) {
+      double v = optNumber(body, p, 0);
+      if (v != 0) throw ApiError.invalid(p, p + " is not supported (only 0), got " + v);
+    }
+    if (body.path("logprobs").asBoolean(false) || body.path("logprobs").isInt()) {
+      throw ApiError.invalid("logprobs", "logprobs are not supported yet");
+    }
+    Long seed = null;
+    if (body.hasNonNull("seed")) {
+      if (!body.get("seed").canConvertToLong() || !body.get("seed").isIntegralNumber()) {
+        throw ApiError.invalid("seed", "seed must be an integer, got " + body.get("seed"));
+      }
+      seed = body.get("seed").asLong();
+    }
+    List<String> stop = stops(body.get("stop"));
+    boolean stream = optBool(body, "stream");
+    JsonNode so = body.get("stream_options");
+    boolean includeUsage = false;
+    if (so != null && !so.isNull()) {
+      if (!so.isObject())
+        throw ApiError.invalid("stream_options", "stream_options must be an object");
+      if (!stream)
+        throw ApiError.invalid("stream_options", "stream_options is only allowed with stream=true");
+      includeUsage = optBool(so, "include_usage");
+    }
+    return new CompletionRequest(
+        model,
+        prompt,
+        maxTokens,
+        temperature,
+        topP,
+        topK == null ? 0 : topK,
+        penalty,
+        seed,
+        stop,
+        stream,
+        includeUsage,
+        optBool(body, "ignore_eos"),
+        optBool(body, "return_token_ids"));
+  }
+
+  private static String chatPrompt(JsonNode messages) {
+    if (messages == null || !messages.isArray() || messages.isEmpty()) {
+      throw ApiError.invalid("messages", "messages must be a non-empty array");
+    }
+    List<ChatTemplate.Message> out = new ArrayList<>();
+    for (int i = 0; i < messages.size(); i++) {
+      JsonNode m = messages.get(i);
+      String param = "messages[" + i + "]";
+      if (!m.isObject()) throw ApiError.invalid(param, param + " must be an object");
+      String role = m.path("role").asText("");
+      if (!Set.of("system", "user", "assistant").contains(role)) {
+        throw ApiError.invalid(
+            param + ".role",
+            "Invalid role '" + role + "' in " + param + ": use system, user or assistant");
+      }
+      if (role.equals("system") && i != 0) {
+        throw ApiError.invalid(param + ".role", "A system message is only allowed first");
+      }
+      String content = content(m.get("content"), param + ".content");
+      out.add(new ChatTemplate.Message(role, content));
+    }
+    if (!out.get(out.size() - 1).role().equals("user")) {
+      throw ApiError.invalid("messages", "The last message must have role 'user'");
+    }
+    return ChatTemplate.render(out);
+  }
+
+  /** A string, or OpenAI's array of {@code {"type":"text","text":...}} parts. */
+  private static String content(JsonNode c, String param) {
+    String text;
+    if (c != null && c.isTextual()) {
+      text = c.asText();
+    } else if (c != null && c.isArray()) {
+      StringBuilder sb = new StringBuilder();
+      for (JsonNode part : c) {
+        if (!part.path("type").asText("").equals("text") || !part.path("text").isTextual()) {
+          throw ApiError.invalid(param, "Only text content parts are supported");
+        }
+        sb.append(part.get("text").asText());
+      }
+      text = sb.toString();
+    } else {
+      throw ApiError.invalid(param, param + " must be a string");
+    }
+    if (text.isBlank()) throw ApiError.invalid(param, param + " must not be empty");
+    return text;
+  }
+
+  private static String rawPrompt(JsonNode p) {
+    if (p == null || !p.isTextual()) throw ApiError.invalid("prompt", "prompt must be a string");
+    if (p.asText().isEmpty()) throw ApiError.invalid("prompt", "prompt must not be empty");
+    return p.asText();
+  }
+
+  private static List<String> stops(JsonNode s) {
+    if (s == null || s.isNull()) return List.of();
+    List<String> out = new ArrayList<>();
+    if (s.isTextual()) {
+      out.add(s.asText());
+    } else if (s.isArray()) {
+      for (JsonNode x : s) {
+        if (!x.isTextual())
+          throw ApiError.invalid("stop", "stop must be a string or an array of strings");
+        out.add(x.asText());
+      }
+    } else {
+      throw ApiError.invalid("stop", "stop must be a string or an array of strings");
+    }
+    if (out.size() > 4)
+      throw ApiError.invalid("stop", "At most 4 stop sequences, got " + out.size());
+    for (String x : out)
+      if (x.isEmpty()) throw ApiError.invalid("stop", "Stop sequences must not be empty");
+    return out;
+  }
+
+  private static String optText(JsonNode body, String f) {
+    JsonNode n = body.get(f);
+    if (n == null || n.isNull()) return null;
+    if (!n.isTextual()) throw ApiError.invalid(f, f + " must be a string");
+    return n.asText();
+  }
+
+  private static Integer optInt(JsonNode body, String f) {
+    JsonNode n = body.get(f);
+    if (n == null || n.isNull()) return null;
+    if (!n.isIntegralNumber() || !n.canConvertToInt())
+      throw ApiError.invalid(f, f + " must be an integer, got " + n);
+    return n.asInt();
+  }
+
+  private static double optNumber(JsonNode body, String f, double dflt) {
+    JsonNode n = body.get(f);
+    if (n == null || n.isNull()) return dflt;
+    if (!n.isNumber()) throw ApiError.invalid(f, f + " must be a number, got " + n);
+    return n.asDouble();
+  }
+
+  private static boolean optBool(JsonNode body, String f) {
+    JsonNode n = body.get(f);
+    if (n == null || n.isNull()) return false;
+    if (!n.isBoolean()) throw ApiError.invalid(f, f + " must be a boolean, got " + n);
+    return n.asBoolean();
+  }
+}

@@ -1,0 +1,210 @@
+package dev.prefixgate.api;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.prefixgate.Gateway;
+import dev.prefixgate.PrefixgateConfig;
+import dev.prefixgate.adapter.AdapterRegistry;
+import dev.prefixgate.adapter.AdapterVersion;
+import dev.prefixgate.adapter.ModelResolver;
+import dev.prefixgate.engine.GenerationRequest;
+import dev.prefixgate.engine.QueueFullException;
+import dev.prefixgate.engine.SamplingParams;
+import dev.prefixgate.tenant.Tenant;
+import dev.prefixgate.tenant.Tenants;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The OpenAI-compatible endpoints, as Vert.x routes: streaming needs exact control of status,
+ * headers and the SSE framing that the OpenAI SDKs parse, and of client disconnects.
+ *
+ * <p>Handlers run on worker threads (they touch the database); generated tokens are written by the
+ * engine thread through {@link Responder}.
+ */
+@ApplicationScoped
+public class OpenAiRoutes {
+  private static final Logger LOG = Logger.getLogger(OpenAiRoutes.class.getName());
+  static final int MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+  @Inject Tenants tenants;
+  @Inject ModelResolver resolver;
+  @Inject AdapterRegistry registry;
+  @Inject Gateway gateway;
+  @Inject PrefixgateConfig config;
+  @Inject ApiMetrics metrics;
+  @Inject ObjectMapper json;
+
+  void routes(@Observes Router router) {
+    router.post("/v1/chat/completions").handler(BodyHandler.create().setBodyLimit(MAX_BODY_BYTES));
+    router.post("/v1/chat/completions").blockingHandler(rc -> complete(rc, true), false);
+    router.post("/v1/completions").handler(BodyHandler.create().setBodyLimit(MAX_BODY_BYTES));
+    router.post("/v1/completions").blockingHandler(rc -> complete(rc, false), false);
+    router.get("/v1/models").blockingHandler(this::models, false);
+  }
+
+  private void complete(RoutingContext rc, boolean chat) {
+    String tenantTag = "-";
+    try {
+      Tenant tenant = authenticate(rc);
+      tenantTag = tenant.id;
+      JsonNode body;
+      try {
+        body = json.readTree(rc.body().asString("UTF-8"));
+      } catch (JsonProcessingException e) {
+        throw new ApiError(
+            400,
+            "invalid_request_error",
+            "invalid_json",
+            null,
+            "The request body is not valid JSON: " + e.getOriginalMessage());
+      }
+      CompletionRequest req = CompletionRequest.parse(body, chat);
+      ModelResolver.Resolved model =
+          resolver
+              .resolve(tenant, req.model())
+              .orElseThrow(() -> ApiError.modelNotFound(req.model()));
+      try {
+        start(rc, tenant, req, model, chat);
+      } catch (RuntimeException e) {
+        model.close();
+        throw e;
+      }
+    } catch (ApiError e) {
+      metrics.request(tenantTag, e.status);
+      writeError(rc.response(), e);
+    } catch (Exception e) {
+      LOG.log(Level.SEVERE, "request failed", e);
+      metrics.request(tenantTag, 500);
+      writeError(
+          rc.response(),
+          new ApiError(500, "server_error", "internal_error", null, "Internal error: " + e));
+    }
+  }
+
+  private void start(
+      RoutingContext rc,
+      Tenant tenant,
+      CompletionRequest req,
+      ModelResolver.Resolved model,
+      boolean chat) {
+    int[] ids = gateway.model().tokenizer().encode(req.prompt());
+    int prefix = model.lease() == null ? 0 : model.lease().kv().length();
+    int limit = config.engine().maxContext();
+    int room = limit - prefix - ids.length;
+    int maxTokens =
+        req.maxTokens() != null
+            ? req.maxTokens()
+            : Math.min(config.engine().defaultMaxTokens(), room);
+    if (maxTokens < 1 || prefix + ids.length + maxTokens > limit) {
+      throw new ApiError(
+          400,
+          "invalid_request_error",
+          "context_length_exceeded",
+          req.maxTokens() == null ? "messages" : "max_tokens",
+          "This model's maximum context length is "
+              + limit
+              + " tokens. However, you requested "
+              + (prefix + ids.length + Math.max(maxTokens, 1))
+              + " tokens ("
+              + prefix
+              + " in the adapter prefix, "
+              + ids.length
+              + " in the prompt, "
+              + Math.max(maxTokens, 1)
+              + " for the completion).");
+    }
+    SamplingParams params =
+        new SamplingParams(
+            maxTokens,
+            req.temperature(),
+            req.topK(),
+            req.topP(),
+            req.repetitionPenalty(),
+            req.seed(),
+            req.stop(),
+            req.ignoreEos(),
+            false);
+    Responder responder =
+        new Responder(rc.response(), json, req, model, chat, tenant.id, metrics, ids.length);
+    try {
+      var handle =
+          gateway
+              .engine()
+              .submit(
+                  new GenerationRequest(
+                      tenant.id, model.lease() == null ? null : model.lease().kv(), ids, params),
+                  responder);
+      responder.started(handle);
+    } catch (QueueFullException e) {
+      rc.response().putHeader("Retry-After", "1");
+      throw new ApiError(
+          429,
+          "rate_limit_error",
+          "server_busy",
+          null,
+          "The server is busy (" + e.queued() + " requests waiting); retry shortly.");
+    } catch (IllegalArgumentException e) {
+      throw ApiError.invalid(null, e.getMessage());
+    }
+  }
+
+  private void models(RoutingContext rc) {
+    try {
+      Tenant tenant = authenticate(rc);
+      ObjectNode out = json.createObjectNode().put("object", "list");
+      ArrayNode data = out.putArray("data");
+      if (tenant.allowBase) {
+        data.addObject()
+            .put("id", config.model().baseName())
+            .put("object", "model")
+            .put("created", 0)
+            .put("owned_by", "prefixgate");
+      }
+      for (AdapterVersion a : registry.activeAdapters(tenant.id)) {
+        data.addObject()
+            .put("id", a.name)
+            .put("object", "model")
+            .put("created", a.createdAt.getEpochSecond())
+            .put("owned_by", tenant.id)
+            .put("version", a.version)
+            .put("prefix_tokens", a.numVirtualTokens)
+            .put("default", a.name.equals(tenant.defaultAdapter));
+      }
+      rc.response().putHeader("Content-Type", "application/json").end(out.toString());
+    } catch (ApiError e) {
+      writeError(rc.response(), e);
+    }
+  }
+
+  private Tenant authenticate(RoutingContext rc) {
+    String header = rc.request().getHeader("Authorization");
+    if (header == null || !header.regionMatches(true, 0, "Bearer ", 0, 7))
+      throw ApiError.unauthorized();
+    return tenants.authenticate(header.substring(7).trim()).orElseThrow(ApiError::unauthorized);
+  }
+
+  static void writeError(HttpServerResponse response, ApiError e) {
+    if (response.ended() || response.closed()) return;
+    ObjectNode err = new ObjectMapper().createObjectNode();
+    ObjectNode body = err.putObject("error");
+    body.put("message", e.getMessage())
+        .put("type", e.type)
+        .put("param", e.param)
+        .put("code", e.code);
+    response
+        .setStatusCode(e.status)
+        .putHeader("Content-Type", "application/json")
+        .end(err.toString());
+  }
+}

@@ -1,0 +1,136 @@
+package dev.prefixgate.engine;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * In-process engine benchmark (no HTTP): for each concurrency level, that many greedy requests with
+ * distinct adapters are submitted at once. Prints one JSON object per level with the medians over
+ * the repetitions, in the same shape as {@code prefixgate_trainer.bench_ort} so a driver can
+ * compare.
+ *
+ * <pre>
+ * java -cp 'target/quarkus-app/lib/main/*:target/classes' dev.prefixgate.engine.EngineBench \
+ *     --model DIR --adapters A,B,C --concurrency 1,2,4,8 --new-tokens 64 --reps 3 --threads 0
+ * </pre>
+ */
+public final class EngineBench {
+  private EngineBench() {}
+
+  record Run(long wallNanos, long[] ttftNanos, long[] totalNanos) {}
+
+  public static void main(String[] args) throws Exception {
+    Path modelDir = null;
+    List<Path> adapterDirs = new ArrayList<>();
+    int[] levels = {1, 2, 4, 8};
+    int newTokens = 64;
+    int reps = 3;
+    int threads = 0;
+    for (int i = 0; i < args.length; i += 2) {
+      String v = args[i + 1];
+      switch (args[i]) {
+        case "--model" -> modelDir = Path.of(v);
+        case "--adapters" -> Arrays.stream(v.split(",")).map(Path::of).forEach(adapterDirs::add);
+        case "--concurrency" ->
+            levels = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
+        case "--new-tokens" -> newTokens = Integer.parseInt(v);
+        case "--reps" -> reps = Integer.parseInt(v);
+        case "--threads" -> threads = Integer.parseInt(v);
+        default -> throw new IllegalArgumentException("unknown option " + args[i]);
+      }
+    }
+    if (modelDir == null || adapterDirs.isEmpty()) {
+      throw new IllegalArgumentException("--model and --adapters are required");
+    }
+    int maxLevel = Arrays.stream(levels).max().orElse(1);
+    EngineOptions options =
+        EngineOptions.defaults()
+            .withIntraOpThreads(threads)
+            .withMaxBatchRows(Math.max(16, maxLevel));
+    try (BloomModel model = BloomModel.load(modelDir, options);
+        Engine engine = new Engine(model, options)) {
+      List<PrefixKv> prefixes = new ArrayList<>();
+      for (Path dir : adapterDirs) {
+        prefixes.add(
+            PrefixAdapter.read(
+                    Files.readAllBytes(dir.resolve("adapter_config.json")),
+                    Files.readAllBytes(dir.resolve("adapter_model.safetensors")),
+                    model.config())
+                .kv());
+      }
+      int[] prompt = model.tokenizer().encode("Human: Greet the person.\nNia\n\nAssistant:");
+      once(engine, prefixes, prompt, 1, 4); // warm-up: first runs allocate and JIT
+      for (int c : levels) {
+        double[] ttft = new double[reps];
+        double[] decode = new double[reps];
+        double[] aggregate = new double[reps];
+        for (int r = 0; r < reps; r++) {
+          Run run = once(engine, prefixes, prompt, c, newTokens);
+          long[] perStreamDecode = new long[c];
+          for (int i = 0; i < c; i++) perStreamDecode[i] = run.totalNanos[i] - run.ttftNanos[i];
+          ttft[r] = median(run.ttftNanos) / 1e6;
+          decode[r] = (newTokens - 1) / (median(perStreamDecode) / 1e9);
+          aggregate[r] = (double) c * newTokens / (run.wallNanos / 1e9);
+        }
+        System.out.printf(
+            Locale.ROOT,
+            "{\"subject\": \"engine\", \"concurrency\": %d, \"ttft_ms\": %.2f, \"decode_tok_s\": %.2f,"
+                + " \"aggregate_tok_s\": %.2f}%n",
+            c,
+            median(ttft),
+            median(decode),
+            median(aggregate));
+      }
+    }
+  }
+
+  private static Run once(Engine engine, List<PrefixKv> prefixes, int[] prompt, int c, int n) {
+    List<CompletableFuture<Completion>> done = new ArrayList<>();
+    long start = System.nanoTime();
+    for (int i = 0; i < c; i++) {
+      CompletableFuture<Completion> f = new CompletableFuture<>();
+      TokenListener l =
+          new TokenListener() {
+            @Override
+            public void onToken(int tokenId, String text, float logprob) {}
+
+            @Override
+            public void onComplete(Completion completion) {
+              f.complete(completion);
+            }
+          };
+      GenerationRequest req =
+          new GenerationRequest(
+              "tenant-" + i,
+              prefixes.get(i % prefixes.size()),
+              prompt,
+              SamplingParams.greedy(n).withIgnoreEos(true));
+      engine.submit(req, l);
+      done.add(f);
+    }
+    long[] ttft = new long[c];
+    long[] total = new long[c];
+    for (int i = 0; i < c; i++) {
+      Completion comp = done.get(i).join();
+      if (comp.reason() == FinishReason.ERROR) throw new IllegalStateException(comp.error());
+      ttft[i] = comp.firstTokenNanos();
+      total[i] = comp.totalNanos();
+    }
+    return new Run(System.nanoTime() - start, ttft, total);
+  }
+
+  private static double median(long[] v) {
+    return median(Arrays.stream(v).asDoubleStream().toArray());
+  }
+
+  private static double median(double[] v) {
+    double[] s = v.clone();
+    Arrays.sort(s);
+    return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  }
+}

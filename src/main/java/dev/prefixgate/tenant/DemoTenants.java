@@ -1,0 +1,52 @@
+package dev.prefixgate.tenant;
+
+import dev.prefixgate.Gateway;
+import dev.prefixgate.PrefixgateConfig;
+import dev.prefixgate.adapter.AdapterRegistry;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.logging.Logger;
+
+/**
+ * Seeds the demo tenants with fixed, documented keys and their fixture adapters, through the same
+ * registry code as an upload. Idempotent: a restart finds everything in place.
+ */
+@ApplicationScoped
+public class DemoTenants {
+  private static final Logger LOG = Logger.getLogger(DemoTenants.class.getName());
+
+  /** tenant id, adapter name, documented API key. */
+  public static final String[][] DEMO = {
+    {"acme", "pirate", "pg-demo-acme"},
+    {"globex", "formal", "pg-demo-globex"},
+    {"initech", "json", "pg-demo-initech"},
+  };
+
+  @Inject PrefixgateConfig config;
+  @Inject Tenants tenants;
+  @Inject AdapterRegistry registry;
+  @Inject Gateway gateway;
+
+  void seed(@Observes StartupEvent ignored) throws Exception {
+    if (!config.demo().enabled()) return;
+    Path dir = Path.of(config.demo().adaptersDir());
+    for (String[] d : DEMO) {
+      tenants.ensure(d[0], d[0].substring(0, 1).toUpperCase() + d[0].substring(1), d[1], true);
+      tenants.storeKey(d[0], d[2]);
+      Path adapter = dir.resolve(d[0]);
+      registry.register(
+          d[0],
+          d[1],
+          Files.readAllBytes(adapter.resolve("adapter_config.json")),
+          Files.readAllBytes(adapter.resolve("adapter_model.safetensors")),
+          gateway.model().config(),
+          "demo",
+          registry.active(d[0], d[1]).isEmpty());
+      LOG.info("demo tenant " + d[0] + ": key " + d[2] + ", default adapter '" + d[1] + "'");
+    }
+  }
+}

@@ -1,0 +1,76 @@
+package dev.prefixgate.tenant;
+
+import dev.prefixgate.engine.PrefixAdapter;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.transaction.Transactional;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.Optional;
+import java.util.UUID;
+
+/** Tenants and their API keys. Blocking (Hibernate ORM): call from worker threads. */
+@ApplicationScoped
+public class Tenants {
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  /** A newly issued key: the only time its plain text exists. */
+  public record IssuedKey(String id, String key, String prefix) {}
+
+  /** The tenant a bearer key belongs to, if the key exists and is not revoked. */
+  @Transactional
+  public Optional<Tenant> authenticate(String key) {
+    if (key == null || key.isEmpty()) return Optional.empty();
+    ApiKey k = ApiKey.find("keyHash", hash(key)).firstResult();
+    if (k == null || k.revokedAt != null) return Optional.empty();
+    return Optional.ofNullable(Tenant.findById(k.tenantId));
+  }
+
+  @Transactional
+  public Optional<Tenant> find(String id) {
+    return Optional.ofNullable(Tenant.findById(id));
+  }
+
+  /** Creates a tenant unless it exists; returns the stored tenant either way. */
+  @Transactional
+  public Tenant ensure(String id, String displayName, String defaultAdapter, boolean allowBase) {
+    Tenant t = Tenant.findById(id);
+    if (t != null) return t;
+    t = new Tenant();
+    t.id = id;
+    t.displayName = displayName;
+    t.defaultAdapter = defaultAdapter;
+    t.allowBase = allowBase;
+    t.createdAt = Instant.now();
+    t.persist();
+    return t;
+  }
+
+  /** Issues a new random key for a tenant. */
+  @Transactional
+  public IssuedKey issueKey(String tenantId) {
+    byte[] raw = new byte[24];
+    RANDOM.nextBytes(raw);
+    return storeKey(tenantId, "pg-" + HexFormat.of().formatHex(raw));
+  }
+
+  /** Stores a caller-chosen key (the demo's documented keys) unless it is already stored. */
+  @Transactional
+  public IssuedKey storeKey(String tenantId, String key) {
+    ApiKey existing = ApiKey.find("keyHash", hash(key)).firstResult();
+    if (existing != null) return new IssuedKey(existing.id, key, existing.keyPrefix);
+    ApiKey k = new ApiKey();
+    k.id = UUID.randomUUID().toString();
+    k.tenantId = tenantId;
+    k.keyHash = hash(key);
+    k.keyPrefix = key.substring(0, Math.min(8, key.length()));
+    k.createdAt = Instant.now();
+    k.persist();
+    return new IssuedKey(k.id, key, k.keyPrefix);
+  }
+
+  static String hash(String key) {
+    return PrefixAdapter.sha256(key.getBytes(StandardCharsets.UTF_8));
+  }
+}
