@@ -125,4 +125,35 @@ public class AdapterRegistry {
   public Optional<AdapterBlob> blob(String digest) {
     return AdapterBlob.findByIdOptional(digest);
   }
+
+  /** Every version of a tenant's adapters (all names when {@code name} is null), oldest first. */
+  @Transactional
+  public List<AdapterVersion> versions(String tenantId, String name) {
+    return name == null
+        ? AdapterVersion.list("tenantId", Sort.ascending("name", "version"), tenantId)
+        : AdapterVersion.list(
+            "tenantId = ?1 and name = ?2", Sort.ascending("version"), tenantId, name);
+  }
+
+  /** Outcome of a retirement request. */
+  public enum Retire {
+    RETIRED,
+    NOT_FOUND,
+    REFUSED_ACTIVE
+  }
+
+  /**
+   * Retires a version so it is no longer served. The active version is refused unless forced, so a
+   * tenant's adapter name never silently stops working.
+   */
+  @Transactional
+  public Retire retire(String tenantId, String name, int version, boolean force) {
+    AdapterVersion v =
+        AdapterVersion.find("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
+            .firstResult();
+    if (v == null) return Retire.NOT_FOUND;
+    if (v.status == AdapterVersion.Status.ACTIVE && !force) return Retire.REFUSED_ACTIVE;
+    v.status = AdapterVersion.Status.RETIRED;
+    return Retire.RETIRED;
+  }
 }

@@ -15,11 +15,11 @@ public final class ApiError extends RuntimeException {
     this.param = param;
   }
 
-  static ApiError invalid(String param, String message) {
+  public static ApiError invalid(String param, String message) {
     return new ApiError(400, "invalid_request_error", "invalid_value", param, message);
   }
 
-  static ApiError unauthorized() {
+  public static ApiError unauthorized() {
     return new ApiError(
         401,
         "invalid_request_error",
@@ -28,12 +28,34 @@ public final class ApiError extends RuntimeException {
         "Missing or invalid API key: send 'Authorization: Bearer <key>'.");
   }
 
-  static ApiError modelNotFound(String model) {
+  public static ApiError modelNotFound(String model) {
     return new ApiError(
         404,
         "invalid_request_error",
         "model_not_found",
         "model",
         "The model '" + model + "' does not exist or you do not have access to it.");
+  }
+
+  public static ApiError notFound(String what) {
+    return new ApiError(404, "invalid_request_error", "not_found", null, what + " does not exist");
+  }
+
+  public static ApiError conflict(String message) {
+    return new ApiError(409, "invalid_request_error", "conflict", null, message);
+  }
+
+  /** The JSON body, {@code {"error": {...}}}. */
+  public java.util.Map<String, Object> body() {
+    java.util.Map<String, Object> e = new java.util.LinkedHashMap<>();
+    e.put("message", getMessage());
+    e.put("type", type);
+    e.put("param", param);
+    e.put("code", code);
+    return java.util.Map.of("error", e);
+  }
+
+  public int status() {
+    return status;
   }
 }

@@ -1,0 +1,33 @@
+package dev.prefixgate.adapter;
+
+import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
+import jakarta.persistence.Column;
+import jakarta.persistence.Entity;
+import jakarta.persistence.Id;
+import jakarta.persistence.Table;
+import java.time.Instant;
+
+/** A tenant's training data: JSONL of instruction/input/output records. */
+@Entity
+@Table(name = "dataset")
+public class Dataset extends PanacheEntityBase {
+  @Id public String id;
+
+  @Column(name = "tenant_id", nullable = false)
+  public String tenantId;
+
+  @Column(nullable = false)
+  public String name;
+
+  @Column(nullable = false)
+  public String digest;
+
+  @Column(nullable = false)
+  public int records;
+
+  @Column(nullable = false)
+  public byte[] content;
+
+  @Column(name = "created_at", nullable = false)
+  public Instant createdAt;
+}
