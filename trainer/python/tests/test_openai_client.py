@@ -7,17 +7,11 @@ PREFIXGATE_SERVER_TESTS=1, which turns a missing jar into a failure instead of a
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-JAR = ROOT / "target" / "quarkus-app" / "quarkus-run.jar"
+from .gateway import ROOT, Gateway, require_jar
+
 GOLDEN = json.loads((ROOT / "trainer" / "fixtures" / "golden.json").read_text())
 
 
@@ -28,41 +22,12 @@ def _golden_text(case_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory):
-    if not JAR.exists():
-        if os.environ.get("PREFIXGATE_SERVER_TESTS") == "1":
-            pytest.fail(f"{JAR} is missing: build the gateway first")
-        pytest.skip("gateway not built (run deploy/local/test)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path_factory.mktemp("h2")
-    log = open(data / "gateway.log", "w")
-    proc = subprocess.Popen(
-        [
-            "java", "-Dquarkus.profile=demo", f"-Dquarkus.http.port={port}",
-            f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{data}/db;DB_CLOSE_ON_EXIT=FALSE",
-            "-Dprefixgate.engine.intra-op-threads=1", "-jar", str(JAR),
-        ],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    require_jar()
+    gateway = Gateway(tmp_path_factory.mktemp("gw")).start()
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/q/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("gateway did not start:\n" + (data / "gateway.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url
+        yield gateway.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        gateway.stop()
 
 
 def test_openai_sdk_non_streaming(base_url: str) -> None:
