@@ -93,5 +93,8 @@ public interface PrefixgateConfig {
     /** Bytes of prefix KV kept in memory; least recently used unreferenced entries are evicted. */
     @WithDefault("268435456")
     long maxBytes();
+
+    /** Tenants whose adapters stay cached even when unused (comma-separated ids). */
+    Optional<java.util.Set<String>> pinnedTenants();
   }
 }

@@ -53,7 +53,13 @@ public class ModelResolver {
     }
     if (version.isEmpty()) return Optional.empty();
     AdapterVersion a = version.get();
-    PrefixCache.Lease lease = gateway.cache().acquire(a.digest, this::load);
+    PrefixCache.Lease lease =
+        gateway
+            .cache()
+            .acquire(
+                a.digest,
+                config.cache().pinnedTenants().map(p -> p.contains(tenant.id)).orElse(false),
+                this::load);
     return Optional.of(new Resolved(a.name + "@" + a.version, lease));
   }
 

@@ -9,9 +9,9 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Adapter digest → prefix KV, within a byte budget. Entries in use are reference-counted and never
- * evicted; unused ones leave in least-recently-used order when the budget is exceeded. Keyed by
- * digest, so a new version (new digest) never serves stale KV, and requests in flight keep the KV
- * they started with. Thread-safe.
+ * evicted, nor are pinned ones (hot tenants); the others leave in least-recently-used order when
+ * the budget is exceeded. Keyed by digest, so a new version (new digest) never serves stale KV, and
+ * requests in flight keep the KV they started with. Thread-safe.
  */
 public final class PrefixCache {
   /** Loads an adapter's KV on a miss (e.g. from the registry's blob). */
@@ -43,6 +43,7 @@ public final class PrefixCache {
     final String digest;
     final PrefixKv kv;
     int refs;
+    boolean pinned;
 
     Entry(String digest, PrefixKv kv) {
       this.digest = digest;
@@ -62,11 +63,16 @@ public final class PrefixCache {
     this.maxBytes = maxBytes;
   }
 
-  /** Returns a lease on the digest's KV, loading it on a miss. A failed load caches nothing. */
-  public Lease acquire(String digest, Loader loader) throws Exception {
+  /**
+   * Returns a lease on the digest's KV, loading it on a miss. A failed load caches nothing.
+   *
+   * @param pinned keep the entry even when unused and over budget (hot tenants)
+   */
+  public Lease acquire(String digest, boolean pinned, Loader loader) throws Exception {
     synchronized (this) {
       Entry e = entries.get(digest);
       if (e != null) {
+        e.pinned |= pinned;
         e.refs++;
         hits.incrementAndGet();
         return new Lease(e);
@@ -81,6 +87,7 @@ public final class PrefixCache {
         entries.put(digest, e);
         bytes += kv.bytes();
       }
+      e.pinned |= pinned;
       e.refs++;
       evict();
       return new Lease(e);
@@ -96,7 +103,7 @@ public final class PrefixCache {
     for (Iterator<Map.Entry<String, Entry>> it = entries.entrySet().iterator();
         bytes > maxBytes && it.hasNext(); ) {
       Entry e = it.next().getValue();
-      if (e.refs > 0) continue;
+      if (e.refs > 0 || e.pinned) continue;
       it.remove();
       bytes -= e.kv.bytes();
       evictions.incrementAndGet();
