@@ -50,7 +50,7 @@ record CompletionRequest(
   private static final Set<String> CHAT_ONLY = Set.of("messages", "max_completion_tokens");
   private static final Set<String> COMPLETION_ONLY = Set.of("prompt", "echo", "suffix");
 
-  static CompletionRequest parse(JsonNode body, boolean chat) {
+  static CompletionRequest parse(JsonNode body, boolean chat, ChatTemplate template) {
     if (body == null || !body.isObject()) {
       throw ApiError.invalid(null, "The request body must be a JSON object.");
     }
@@ -61,7 +61,8 @@ record CompletionRequest(
       }
     }
     String model = optText(body, "model");
-    String prompt = chat ? chatPrompt(body.get("messages")) : rawPrompt(body.get("prompt"));
+    String prompt =
+        chat ? chatPrompt(body.get("messages"), template) : rawPrompt(body.get("prompt"));
     if (!chat) {
       if (body.path("echo").asBoolean(false))
         throw ApiError.invalid("echo", "echo is not supported");
@@ -132,7 +133,7 @@ record CompletionRequest(
         optBool(body, "return_token_ids"));
   }
 
-  private static String chatPrompt(JsonNode messages) {
+  private static String chatPrompt(JsonNode messages, ChatTemplate template) {
     if (messages == null || !messages.isArray() || messages.isEmpty()) {
       throw ApiError.invalid("messages", "messages must be a non-empty array");
     }
@@ -156,7 +157,7 @@ record CompletionRequest(
     if (!out.get(out.size() - 1).role().equals("user")) {
       throw ApiError.invalid("messages", "The last message must have role 'user'");
     }
-    return ChatTemplate.render(out);
+    return template.render(out);
   }
 
   /** A string, or OpenAI's array of {@code {"type":"text","text":...}} parts. */

@@ -45,7 +45,10 @@ public class OpenAiRoutes {
   @Inject ApiMetrics metrics;
   @Inject ObjectMapper json;
 
+  private ChatTemplate template;
+
   void routes(@Observes Router router) {
+    template = ChatTemplate.forModel(gateway.model().dir());
     router.post("/v1/chat/completions").handler(BodyHandler.create().setBodyLimit(MAX_BODY_BYTES));
     router.post("/v1/chat/completions").blockingHandler(rc -> complete(rc, true), false);
     router.post("/v1/completions").handler(BodyHandler.create().setBodyLimit(MAX_BODY_BYTES));
@@ -69,7 +72,7 @@ public class OpenAiRoutes {
             null,
             "The request body is not valid JSON: " + e.getOriginalMessage());
       }
-      CompletionRequest req = CompletionRequest.parse(body, chat);
+      CompletionRequest req = CompletionRequest.parse(body, chat, template);
       ModelResolver.Resolved model =
           resolver
               .resolve(tenant, req.model())

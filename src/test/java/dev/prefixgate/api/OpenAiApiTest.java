@@ -325,5 +325,12 @@ class OpenAiApiTest {
         .body(containsString("prefixgate_ttft_seconds"))
         .body(containsString("prefixgate_queue_depth"));
     given().get("/q/health/ready").then().statusCode(200).body(containsString("\"model\""));
+    given()
+        .get("/q/openapi")
+        .then()
+        .statusCode(200)
+        .body(containsString("/v1/chat/completions"))
+        .body(containsString("/admin/tenants"));
+    given().get("/q/swagger-ui/").then().statusCode(200);
   }
 }
