@@ -23,6 +23,39 @@ public interface PrefixgateConfig {
   /** The prefix cache. */
   Cache cache();
 
+  /** Kafka: adapter distribution, dead letters, retrain requests. */
+  Kafka kafka();
+
+  interface Kafka {
+    /** Consume adapter events (and replay the compacted topic at start). */
+    @WithDefault("false")
+    boolean enabled();
+
+    /** Broker addresses. */
+    @WithDefault("127.0.0.1:9092")
+    String bootstrapServers();
+
+    /** Compacted topic of adapter events, key {@code tenant/adapter}. */
+    @WithDefault("prefixgate.adapters")
+    String adaptersTopic();
+
+    /** Rejected records with the reason in headers. */
+    @WithDefault("prefixgate.dead-letters")
+    String deadLettersTopic();
+
+    /** Retrain requests, key tenant. */
+    @WithDefault("prefixgate.retrain-requests")
+    String retrainTopic();
+
+    /** Training status events, key request id. */
+    @WithDefault("prefixgate.training-status")
+    String statusTopic();
+
+    /** Largest inline adapter (safetensors bytes); the topics' max.message.bytes is set to fit. */
+    @WithDefault("16777216")
+    int maxAdapterBytes();
+  }
+
   interface Model {
     /**
      * Model directory: {@code model.onnx} (+ external data), {@code config.json}, {@code

@@ -156,4 +156,11 @@ public class AdapterRegistry {
     v.status = AdapterVersion.Status.RETIRED;
     return Retire.RETIRED;
   }
+
+  /** Keeps an operator-visible record of a refused adapter event. */
+  @Transactional
+  public void recordRejected(RejectedEvent e) {
+    e.createdAt = Instant.now();
+    e.persist();
+  }
 }

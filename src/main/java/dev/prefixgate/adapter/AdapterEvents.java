@@ -1,0 +1,325 @@
+package dev.prefixgate.adapter;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.networknt.schema.JsonSchema;
+import com.networknt.schema.JsonSchemaFactory;
+import com.networknt.schema.SpecVersion;
+import com.networknt.schema.ValidationMessage;
+import dev.prefixgate.Gateway;
+import dev.prefixgate.PrefixgateConfig;
+import dev.prefixgate.engine.AdapterFormatException;
+import dev.prefixgate.engine.ModelFingerprint;
+import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.tenant.Tenants;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import jakarta.persistence.PersistenceException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * Follows the compacted adapter topic: validate (schema, checksum, base-model fingerprint, strict
+ * adapter reader) → {@link AdapterRegistry#register} (the same code as an upload, idempotent by
+ * digest) → activate per the event's policy. A refused event is recorded and its raw record goes to
+ * the dead-letter topic; the consumer always moves on.
+ *
+ * <p>Each start joins with a fresh consumer group and reads from the beginning, so a replica with
+ * an empty database catches up from the compacted topic alone. One daemon thread; the broker being
+ * away only delays it (the client reconnects), serving never depends on it.
+ */
+@ApplicationScoped
+public class AdapterEvents {
+  private static final Logger LOG = Logger.getLogger(AdapterEvents.class.getName());
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  @Inject PrefixgateConfig config;
+  @Inject AdapterRegistry registry;
+  @Inject Tenants tenants;
+  @Inject Gateway gateway;
+
+  private volatile boolean running;
+  private KafkaConsumer<byte[], byte[]> consumer;
+  private KafkaProducer<byte[], byte[]> deadLetters;
+  private Thread thread;
+  private JsonSchema schema;
+  private String fingerprint;
+  private final AtomicLong accepted = new AtomicLong();
+  private final AtomicLong rejected = new AtomicLong();
+
+  /** Why an event was refused; {@code field} names the offending part. */
+  record Rejection(String field, String reason) {}
+
+  void start(@Observes StartupEvent ignored) throws Exception {
+    PrefixgateConfig.Kafka k = config.kafka();
+    if (!k.enabled()) return;
+    try (InputStream in =
+        AdapterEvents.class.getResourceAsStream("/schemas/adapter-event.schema.json")) {
+      schema = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
+    }
+    fingerprint = ModelFingerprint.of(gateway.model().dir(), gateway.model().config());
+    ensureTopics(k);
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, messageLimit(k));
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    deadLetters = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+    Properties c = new Properties();
+    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    c.put(ConsumerConfig.GROUP_ID_CONFIG, "prefixgate-gateway-" + UUID.randomUUID());
+    c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    c.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, messageLimit(k));
+    c.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, messageLimit(k));
+    c.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 16);
+    consumer = new KafkaConsumer<>(c, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+    consumer.subscribe(List.of(k.adaptersTopic()));
+    running = true;
+    thread = new Thread(this::run, "prefixgate-adapter-events");
+    thread.setDaemon(true);
+    thread.start();
+    LOG.info("following adapter events on " + k.adaptersTopic() + " at " + k.bootstrapServers());
+  }
+
+  /** Adapter and dead-letter topics must carry a whole inline adapter (base64 plus JSON). */
+  static int messageLimit(PrefixgateConfig.Kafka k) {
+    return (int) Math.min(Integer.MAX_VALUE, (long) k.maxAdapterBytes() * 4 / 3 + 1024 * 1024);
+  }
+
+  private void ensureTopics(PrefixgateConfig.Kafka k) {
+    Properties p = new Properties();
+    p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10000);
+    p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 15000);
+    String max = Integer.toString(messageLimit(k));
+    List<NewTopic> topics =
+        List.of(
+            new NewTopic(k.adaptersTopic(), 1, (short) 1)
+                .configs(Map.of("cleanup.policy", "compact", "max.message.bytes", max)),
+            new NewTopic(k.deadLettersTopic(), 1, (short) 1)
+                .configs(Map.of("max.message.bytes", max)),
+            new NewTopic(k.retrainTopic(), 3, (short) 1),
+            new NewTopic(k.statusTopic(), 1, (short) 1));
+    try (Admin admin = Admin.create(p)) {
+      for (NewTopic t : topics) {
+        try {
+          admin.createTopics(List.of(t)).all().get();
+        } catch (java.util.concurrent.ExecutionException e) {
+          if (!(e.getCause() instanceof TopicExistsException)) {
+            LOG.warning("cannot create topic " + t.name() + ": " + e.getCause());
+          }
+        }
+      }
+    } catch (Exception e) {
+      // Serving must not depend on the broker: the consumer retries on its own.
+      LOG.log(Level.WARNING, "Kafka admin unavailable; topics not checked", e);
+    }
+  }
+
+  private void run() {
+    while (running) {
+      try {
+        for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
+          handle(r);
+        }
+      } catch (WakeupException e) {
+        if (!running) break;
+      } catch (Exception e) {
+        LOG.log(Level.WARNING, "adapter event loop error; continuing", e);
+      }
+    }
+    consumer.close(Duration.ofSeconds(5));
+  }
+
+  private void handle(ConsumerRecord<byte[], byte[]> r) {
+    if (r.value() == null) return; // a tombstone: compaction deletes, the registry keeps history
+    JsonNode event = null;
+    Rejection rejection;
+    try {
+      event = JSON.readTree(r.value());
+      rejection = apply(event);
+    } catch (Exception e) {
+      rejection =
+          new Rejection("event", event == null ? "not JSON: " + e.getMessage() : e.toString());
+    }
+    if (rejection == null) {
+      accepted.incrementAndGet();
+      return;
+    }
+    rejected.incrementAndGet();
+    LOG.warning(
+        "rejected adapter event at "
+            + r.topic()
+            + "/"
+            + r.partition()
+            + "@"
+            + r.offset()
+            + ": "
+            + rejection.field()
+            + ": "
+            + rejection.reason());
+    RejectedEvent row = new RejectedEvent();
+    if (event != null) {
+      row.eventId = text(event, "eventId");
+      row.tenantId = text(event, "tenant");
+      row.adapterName = text(event, "adapter");
+    }
+    row.topic = r.topic();
+    row.partition = r.partition();
+    row.offset = r.offset();
+    row.field = truncate(rejection.field(), 200);
+    row.reason = truncate(rejection.reason(), 2000);
+    try {
+      registry.recordRejected(row);
+    } catch (Exception e) {
+      LOG.log(Level.WARNING, "cannot record the rejected event", e);
+    }
+    ProducerRecord<byte[], byte[]> dead =
+        new ProducerRecord<>(config.kafka().deadLettersTopic(), r.key(), r.value());
+    dead.headers()
+        .add("prefixgate.reason", rejection.reason().getBytes(StandardCharsets.UTF_8))
+        .add("prefixgate.field", rejection.field().getBytes(StandardCharsets.UTF_8))
+        .add("prefixgate.source.topic", r.topic().getBytes(StandardCharsets.UTF_8))
+        .add(
+            "prefixgate.source.partition",
+            Integer.toString(r.partition()).getBytes(StandardCharsets.UTF_8))
+        .add(
+            "prefixgate.source.offset", Long.toString(r.offset()).getBytes(StandardCharsets.UTF_8));
+    deadLetters.send(
+        dead,
+        (m, e) -> {
+          if (e != null) LOG.log(Level.WARNING, "dead letter not written", e);
+        });
+  }
+
+  /** Validates and registers one event; returns why it was refused, or null when accepted. */
+  Rejection apply(JsonNode event) throws Exception {
+    Set<ValidationMessage> errors = schema.validate(event);
+    if (!errors.isEmpty()) {
+      return new Rejection(
+          "schema",
+          errors.stream()
+              .map(ValidationMessage::getMessage)
+              .sorted()
+              .collect(Collectors.joining("; ")));
+    }
+    String tenant = event.get("tenant").asText();
+    String name = event.get("adapter").asText();
+    byte[] weights;
+    try {
+      weights = Base64.getDecoder().decode(event.get("safetensors").asText());
+    } catch (IllegalArgumentException e) {
+      return new Rejection("safetensors", "not valid base64");
+    }
+    if (weights.length > config.kafka().maxAdapterBytes()) {
+      return new Rejection(
+          "safetensors",
+          weights.length + " bytes, over the limit of " + config.kafka().maxAdapterBytes());
+    }
+    String digest = PrefixAdapter.sha256(weights);
+    if (!digest.equals(event.get("sha256").asText())) {
+      return new Rejection(
+          "sha256",
+          "checksum mismatch: the bytes hash to "
+              + digest
+              + ", the event says "
+              + event.get("sha256").asText());
+    }
+    String base = event.at("/baseModel/fingerprint").asText();
+    if (!base.equals(fingerprint)) {
+      return new Rejection(
+          "baseModel.fingerprint",
+          "adapter is for base model " + base + ", this gateway serves " + fingerprint);
+    }
+    byte[] adapterConfig = JSON.writeValueAsBytes(event.get("peftConfig"));
+    String policy = event.path("activate").asText("always");
+    for (int attempt = 1; ; attempt++) {
+      try {
+        tenants.ensure(tenant, tenant, null, false);
+        boolean activate =
+            switch (policy) {
+              case "never" -> false;
+              case "if-none" -> registry.active(tenant, name).isEmpty();
+              default -> true;
+            };
+        AdapterRegistry.Registered r =
+            registry.register(
+                tenant, name, adapterConfig, weights, gateway.model().config(), "kafka", activate);
+        if (r.created()) {
+          LOG.info(
+              "adapter "
+                  + tenant
+                  + "/"
+                  + name
+                  + " v"
+                  + r.adapter().version
+                  + " from event "
+                  + event.path("eventId").asText()
+                  + (activate ? " (active)" : ""));
+        }
+        return null;
+      } catch (AdapterFormatException e) {
+        return new Rejection(e.field(), e.getMessage());
+      } catch (PersistenceException e) {
+        // Another replica registered the same digest at the same moment: retrying finds its row.
+        if (attempt >= 3) throw e;
+      }
+    }
+  }
+
+  public long accepted() {
+    return accepted.get();
+  }
+
+  public long rejected() {
+    return rejected.get();
+  }
+
+  @PreDestroy
+  void stop() {
+    if (!running) return;
+    running = false;
+    consumer.wakeup();
+    try {
+      thread.join(10_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    deadLetters.close(Duration.ofSeconds(5));
+  }
+
+  private static String text(JsonNode n, String field) {
+    return n.hasNonNull(field) ? truncate(n.get(field).asText(), 64) : null;
+  }
+
+  private static String truncate(String s, int max) {
+    return s == null || s.length() <= max ? s : s.substring(0, max);
+  }
+}
