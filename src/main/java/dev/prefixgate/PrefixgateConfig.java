@@ -110,6 +110,10 @@ public interface PrefixgateConfig {
   interface Admin {
     /** Admin API key ({@code PREFIXGATE_ADMIN_KEY}); admin endpoints are closed without one. */
     Optional<String> key();
+
+    /** How trainer workers reach this gateway's admin API (to fetch data sets). */
+    @WithDefault("http://127.0.0.1:8080")
+    String publicUrl();
   }
 
   interface Demo {

@@ -85,7 +85,6 @@ public class AdapterEvents {
       schema = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
     }
     fingerprint = ModelFingerprint.of(gateway.model().dir(), gateway.model().config());
-    ensureTopics(k);
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, messageLimit(k));
@@ -128,9 +127,10 @@ public class AdapterEvents {
             new NewTopic(k.retrainTopic(), 3, (short) 1),
             new NewTopic(k.statusTopic(), 1, (short) 1));
     try (Admin admin = Admin.create(p)) {
+      var results = admin.createTopics(topics).values();
       for (NewTopic t : topics) {
         try {
-          admin.createTopics(List.of(t)).all().get();
+          results.get(t.name()).get();
         } catch (java.util.concurrent.ExecutionException e) {
           if (!(e.getCause() instanceof TopicExistsException)) {
             LOG.warning("cannot create topic " + t.name() + ": " + e.getCause());
@@ -144,6 +144,7 @@ public class AdapterEvents {
   }
 
   private void run() {
+    ensureTopics(config.kafka()); // here, not at start-up: a missing broker must not delay serving
     while (running) {
       try {
         for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {

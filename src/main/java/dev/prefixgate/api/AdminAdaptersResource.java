@@ -1,12 +1,16 @@
 package dev.prefixgate.api;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.prefixgate.Gateway;
+import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterArchive;
 import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.adapter.AdapterVersion;
 import dev.prefixgate.adapter.Dataset;
 import dev.prefixgate.adapter.Datasets;
 import dev.prefixgate.engine.AdapterFormatException;
+import dev.prefixgate.retrain.RetrainRequests;
+import dev.prefixgate.retrain.TrainingJob;
 import dev.prefixgate.tenant.Tenants;
 import jakarta.inject.Inject;
 import jakarta.ws.rs.Consumes;
@@ -27,7 +31,7 @@ import java.util.List;
 import org.jboss.resteasy.reactive.RestForm;
 import org.jboss.resteasy.reactive.multipart.FileUpload;
 
-/** Admin API for a tenant's adapters and data sets (admin key required). */
+/** Admin API for a tenant's adapters, data sets and retraining (admin key required). */
 @Path("/admin/tenants/{tenant}")
 @Produces(MediaType.APPLICATION_JSON)
 public class AdminAdaptersResource {
@@ -38,6 +42,10 @@ public class AdminAdaptersResource {
   @Inject Datasets datasets;
   @Inject Tenants tenants;
   @Inject Gateway gateway;
+  @Inject RetrainRequests retrain;
+  @Inject PrefixgateConfig config;
+
+  public record Retrain(String adapter, String datasetId, JsonNode hyperParameters) {}
 
   public record AdapterView(
       String name,
@@ -204,6 +212,35 @@ public class AdminAdaptersResource {
         .find(tenant, id)
         .map(d -> d.content)
         .orElseThrow(() -> ApiError.notFound("dataset '" + id + "' of tenant '" + tenant + "'"));
+  }
+
+  /** 202 with the job; 503 when the broker does not take the request (nothing is recorded then). */
+  @POST
+  @Path("/retrain")
+  @Consumes(MediaType.APPLICATION_JSON)
+  public Response retrain(@PathParam("tenant") String tenant, Retrain req) {
+    if (req == null
+        || req.adapter() == null
+        || !AdminTenantsResource.ID.matcher(req.adapter()).matches()) {
+      throw ApiError.invalid("adapter", "adapter must match " + AdminTenantsResource.ID.pattern());
+    }
+    if (req.datasetId() == null) throw ApiError.invalid("datasetId", "datasetId is required");
+    Dataset d =
+        datasets
+            .find(tenant, req.datasetId())
+            .orElseThrow(
+                () ->
+                    ApiError.notFound(
+                        "dataset '" + req.datasetId() + "' of tenant '" + tenant + "'"));
+    String url = config.admin().publicUrl() + "/admin/tenants/" + tenant + "/datasets/" + d.id;
+    try {
+      TrainingJob job = retrain.submit(d, req.adapter(), req.hyperParameters(), url);
+      return Response.status(202).entity(AdminJobsResource.JobView.of(job)).build();
+    } catch (RetrainRequests.Unavailable e) {
+      throw new ApiError(503, "server_error", "broker_unavailable", null, e.getMessage());
+    } catch (IllegalArgumentException e) {
+      throw ApiError.invalid("hyperParameters", e.getMessage());
+    }
   }
 
   private void requireTenant(String tenant) {

@@ -35,8 +35,6 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.awaitility.Awaitility;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -45,11 +43,14 @@ import org.junit.jupiter.api.Test;
  */
 @QuarkusTest
 @TestProfile(AdapterEventsTest.WithKafka.class)
-class AdapterEventsTest {
-  static final String RUN = UUID.randomUUID().toString().substring(0, 8);
-  static final String BOOTSTRAP = System.getenv().getOrDefault("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
-  static final String TOPIC = "test.adapters." + RUN;
-  static final String DEAD = "test.dead-letters." + RUN;
+public class AdapterEventsTest {
+  public static final String RUN = UUID.randomUUID().toString().substring(0, 8);
+  public static final String BOOTSTRAP =
+      System.getenv().getOrDefault("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
+  public static final String TOPIC = "test.adapters." + RUN;
+  public static final String DEAD = "test.dead-letters." + RUN;
+  public static final String RETRAIN = "test.retrain." + RUN;
+  public static final String STATUS = "test.status." + RUN;
   static final ObjectMapper JSON = new ObjectMapper();
 
   public static class WithKafka implements QuarkusTestProfile {
@@ -60,32 +61,32 @@ class AdapterEventsTest {
           "prefixgate.kafka.bootstrap-servers", BOOTSTRAP,
           "prefixgate.kafka.adapters-topic", TOPIC,
           "prefixgate.kafka.dead-letters-topic", DEAD,
+          "prefixgate.kafka.retrain-topic", RETRAIN,
+          "prefixgate.kafka.status-topic", STATUS,
           "prefixgate.kafka.max-adapter-bytes", "65536");
     }
   }
 
   @Inject AdapterRegistry registry;
 
-  static KafkaProducer<String, String> producer;
+  private static KafkaProducer<String, String> producer;
 
-  @BeforeAll
-  static void producer() {
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
-    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 4 * 1024 * 1024);
-    producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
-  }
-
-  @AfterAll
-  static void close() {
-    producer.close();
+  /** One plain producer for every Kafka test class in this JVM; the JVM's exit closes it. */
+  static synchronized KafkaProducer<String, String> producer() {
+    if (producer == null) {
+      Properties p = new Properties();
+      p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+      p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 4 * 1024 * 1024);
+      producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
+    }
+    return producer;
   }
 
   static byte[] file(String adapter, String name) throws Exception {
     return Files.readAllBytes(Path.of("trainer/fixtures/adapters", adapter, name));
   }
 
-  static ObjectNode event(String tenant, String name, String fixture) throws Exception {
+  public static ObjectNode event(String tenant, String name, String fixture) throws Exception {
     byte[] weights = file(fixture, "adapter_model.safetensors");
     Path model = Path.of("trainer/fixtures/tiny-bloom");
     ObjectNode e = JSON.createObjectNode();
@@ -105,9 +106,13 @@ class AdapterEventsTest {
     return e;
   }
 
-  static void send(ObjectNode e) throws Exception {
+  public static void send(ObjectNode e) throws Exception {
+    sendTo(TOPIC, e);
+  }
+
+  public static void sendTo(String topic, ObjectNode e) throws Exception {
     String key = e.path("tenant").asText("?") + "/" + e.path("adapter").asText("?");
-    producer.send(new ProducerRecord<>(TOPIC, key, e.toString())).get();
+    producer().send(new ProducerRecord<>(topic, key, e.toString())).get();
   }
 
   private void awaitVersions(String tenant, String name, int count) {
@@ -188,7 +193,7 @@ class AdapterEventsTest {
             .put("safetensors", Base64.getEncoder().encodeToString(cut))
             .put("sha256", PrefixAdapter.sha256(cut));
     for (ObjectNode e : List.of(badSum, badBase, badSchema, oversize, truncated)) send(e);
-    producer.send(new ProducerRecord<>(TOPIC, "k-bad/json", "{not json")).get();
+    producer().send(new ProducerRecord<>(TOPIC, "k-bad/json", "{not json")).get();
     send(event("k-dup", "marker", "globex"));
     awaitVersions("k-dup", "marker", 1);
     assertEquals(

@@ -1,0 +1,245 @@
+package dev.prefixgate.retrain;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.networknt.schema.JsonSchema;
+import com.networknt.schema.JsonSchemaFactory;
+import com.networknt.schema.SpecVersion;
+import com.networknt.schema.ValidationMessage;
+import dev.prefixgate.PrefixgateConfig;
+import dev.prefixgate.adapter.AdapterRegistry;
+import dev.prefixgate.adapter.AdapterVersion;
+import dev.prefixgate.adapter.Dataset;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import jakarta.transaction.Transactional;
+import java.io.IOException;
+import java.io.InputStream;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * Publishes retrain requests and follows training-status events into {@link TrainingJob} rows. Both
+ * payloads are checked against the JSON Schemas in {@code deploy/schemas}.
+ */
+@ApplicationScoped
+public class RetrainRequests {
+  private static final Logger LOG = Logger.getLogger(RetrainRequests.class.getName());
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** The broker did not take the request in time; the API answers 503. */
+  public static final class Unavailable extends RuntimeException {
+    Unavailable(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
+  @Inject PrefixgateConfig config;
+  @Inject AdapterRegistry registry;
+
+  private KafkaProducer<String, String> producer;
+  private KafkaConsumer<String, String> statusConsumer;
+  private Thread thread;
+  private volatile boolean running;
+  private JsonSchema requestSchema;
+  private JsonSchema statusSchema;
+
+  void start(@Observes StartupEvent ignored) throws IOException {
+    requestSchema = schema("retrain-request");
+    statusSchema = schema("training-status");
+    PrefixgateConfig.Kafka k = config.kafka();
+    if (!k.enabled()) return;
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    // A broker that is down must turn into a quick 503, not a hanging admin call.
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000);
+    p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 4000);
+    p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 8000);
+    producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
+    Properties c = new Properties();
+    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    // One group for all replicas: they share the database, so one of them applies each status.
+    c.put(ConsumerConfig.GROUP_ID_CONFIG, "prefixgate-gateway-status");
+    c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    statusConsumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer());
+    statusConsumer.subscribe(List.of(k.statusTopic()));
+    running = true;
+    thread = new Thread(this::follow, "prefixgate-training-status");
+    thread.setDaemon(true);
+    thread.start();
+  }
+
+  private static JsonSchema schema(String name) throws IOException {
+    try (InputStream in =
+        RetrainRequests.class.getResourceAsStream("/schemas/" + name + ".schema.json")) {
+      return JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
+    }
+  }
+
+  /**
+   * Creates the job and publishes its request. The job row is written only after the broker
+   * acknowledged the request, so an unavailable broker leaves nothing behind.
+   *
+   * @throws Unavailable when Kafka is disabled or the broker does not answer in time
+   * @throws IllegalArgumentException when the request does not match the schema
+   */
+  public TrainingJob submit(
+      Dataset dataset, String adapter, JsonNode hyperParameters, String datasetUrl) {
+    if (producer == null) {
+      throw new Unavailable(
+          "retraining needs Kafka: set prefixgate.kafka.enabled=true and start a broker", null);
+    }
+    String requestId = UUID.randomUUID().toString();
+    ObjectNode req = JSON.createObjectNode();
+    req.put("requestId", requestId).put("tenant", dataset.tenantId).put("adapter", adapter);
+    req.putObject("dataset")
+        .put("id", dataset.id)
+        .put("sha256", dataset.digest)
+        .put("url", datasetUrl);
+    if (hyperParameters != null && !hyperParameters.isNull())
+      req.set("hyperParameters", hyperParameters);
+    Set<ValidationMessage> errors = requestSchema.validate(req);
+    if (!errors.isEmpty()) {
+      throw new IllegalArgumentException(
+          errors.stream()
+              .map(ValidationMessage::getMessage)
+              .sorted()
+              .collect(Collectors.joining("; ")));
+    }
+    try {
+      producer
+          .send(
+              new ProducerRecord<>(config.kafka().retrainTopic(), dataset.tenantId, req.toString()))
+          .get(10, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      throw new Unavailable(
+          "the Kafka broker at "
+              + config.kafka().bootstrapServers()
+              + " did not accept the retrain request: "
+              + e.getMessage(),
+          e);
+    }
+    return createJob(requestId, dataset, adapter, hyperParameters);
+  }
+
+  @Transactional
+  TrainingJob createJob(
+      String requestId, Dataset dataset, String adapter, JsonNode hyperParameters) {
+    TrainingJob job = new TrainingJob();
+    job.id = UUID.randomUUID().toString();
+    job.requestId = requestId;
+    job.tenantId = dataset.tenantId;
+    job.adapterName = adapter;
+    job.datasetId = dataset.id;
+    job.state = "queued";
+    job.progress = 0;
+    job.hyperParameters = hyperParameters == null ? null : hyperParameters.toString();
+    job.createdAt = job.updatedAt = Instant.now();
+    job.persist();
+    return job;
+  }
+
+  @Transactional
+  public Optional<TrainingJob> job(String id) {
+    return TrainingJob.findByIdOptional(id);
+  }
+
+  private void follow() {
+    while (running) {
+      try {
+        for (ConsumerRecord<String, String> r : statusConsumer.poll(Duration.ofMillis(500))) {
+          try {
+            applyStatus(JSON.readTree(r.value()));
+          } catch (Exception e) {
+            LOG.log(
+                Level.WARNING,
+                "ignoring training status at offset " + r.offset() + ": " + e.getMessage());
+          }
+        }
+        statusConsumer.commitAsync();
+      } catch (WakeupException e) {
+        if (!running) break;
+      } catch (Exception e) {
+        LOG.log(Level.WARNING, "training status loop error; continuing", e);
+      }
+    }
+    statusConsumer.close(Duration.ofSeconds(5));
+  }
+
+  /** Applies one status event to its job; events for unknown requests are ignored. */
+  @Transactional
+  void applyStatus(JsonNode s) {
+    Set<ValidationMessage> errors = statusSchema.validate(s);
+    if (!errors.isEmpty()) throw new IllegalArgumentException("schema: " + errors);
+    TrainingJob job = TrainingJob.find("requestId", s.get("requestId").asText()).firstResult();
+    if (job == null) return;
+    String state = s.get("state").asText();
+    if (job.state.equals("succeeded") || job.state.equals("failed")) return; // final states stay
+    job.state = state;
+    if (s.has("progress")) job.progress = s.get("progress").asDouble();
+    if (s.has("step")) job.step = s.get("step").asInt();
+    if (s.has("loss")) job.loss = s.get("loss").asDouble();
+    if (s.has("reason")) job.reason = truncate(s.get("reason").asText());
+    if (s.has("digest")) job.digest = s.get("digest").asText();
+    if (state.equals("succeeded")) job.progress = 100;
+    if (job.digest != null) {
+      job.adapterVersion =
+          registry.versions(job.tenantId, job.adapterName).stream()
+              .filter(v -> v.digest.equals(job.digest))
+              .map(v -> v.version)
+              .findFirst()
+              .orElse(null);
+    }
+    job.updatedAt = Instant.now();
+  }
+
+  /** Fills in the version once the adapter event of a succeeded job has been consumed. */
+  @Transactional
+  public void resolveVersion(TrainingJob job) {
+    if (job.adapterVersion != null || job.digest == null) return;
+    TrainingJob managed = TrainingJob.findById(job.id);
+    for (AdapterVersion v : registry.versions(job.tenantId, job.adapterName)) {
+      if (v.digest.equals(job.digest)) managed.adapterVersion = job.adapterVersion = v.version;
+    }
+  }
+
+  private static String truncate(String s) {
+    return s.length() <= 2000 ? s : s.substring(0, 2000);
+  }
+
+  @PreDestroy
+  void stop() {
+    if (producer != null) producer.close(Duration.ofSeconds(2));
+    if (!running) return;
+    running = false;
+    statusConsumer.wakeup();
+    try {
+      thread.join(10_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
