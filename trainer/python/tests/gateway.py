@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,11 @@ def require_jar() -> None:
 class Gateway:
     """One gateway process on a free port with its own H2 file database under `data`."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, topics: str | None = None) -> None:
+        data.mkdir(parents=True, exist_ok=True)
+        """`topics` names this test's Kafka topics (gateways that share it see the same events)."""
         self.data = data
+        self.topics = topics or uuid.uuid4().hex[:8]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -41,7 +45,12 @@ class Gateway:
             [
                 "java", "-Dquarkus.profile=demo", f"-Dquarkus.http.port={self.port}",
                 f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE",
-                "-Dprefixgate.engine.intra-op-threads=1", "-jar", str(JAR),
+                "-Dprefixgate.engine.intra-op-threads=1",
+                f"-Dprefixgate.kafka.adapters-topic=pytest.adapters.{self.topics}",
+                f"-Dprefixgate.kafka.dead-letters-topic=pytest.dead.{self.topics}",
+                f"-Dprefixgate.kafka.retrain-topic=pytest.retrain.{self.topics}",
+                f"-Dprefixgate.kafka.status-topic=pytest.status.{self.topics}",
+                "-jar", str(JAR),
             ],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true"},
         )
@@ -62,3 +71,25 @@ class Gateway:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+KAFKA = ROOT / "deploy" / "local" / "kafka"
+BOOTSTRAP = "127.0.0.1:9092"
+
+
+def require_broker() -> None:
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex(("127.0.0.1", 9092)) != 0:
+            if os.environ.get("PREFIXGATE_SERVER_TESTS") == "1":
+                pytest.fail("no Kafka broker on 127.0.0.1:9092 (deploy/local/kafka start)")
+            pytest.skip("no Kafka broker (deploy/local/kafka start)")
+
+
+def publish(topic: str, key: str, value: str) -> None:
+    """Produces one record with the broker's own console producer (no Python Kafka client here)."""
+    subprocess.run(
+        [str(KAFKA), "tool", "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", BOOTSTRAP,
+         "--topic", topic, "--property", "parse.key=true", "--property", "key.separator=\t"],
+        input=f"{key}\t{value}\n", text=True, check=True, capture_output=True, timeout=60,
+    )
