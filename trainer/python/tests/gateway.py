@@ -50,6 +50,7 @@ class Gateway:
                 f"-Dprefixgate.kafka.dead-letters-topic=pytest.dead.{self.topics}",
                 f"-Dprefixgate.kafka.retrain-topic=pytest.retrain.{self.topics}",
                 f"-Dprefixgate.kafka.status-topic=pytest.status.{self.topics}",
+                f"-Dprefixgate.admin.public-url={self.url}",
                 "-jar", str(JAR),
             ],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true"},
@@ -92,4 +93,26 @@ def publish(topic: str, key: str, value: str) -> None:
         [str(KAFKA), "tool", "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", BOOTSTRAP,
          "--topic", topic, "--property", "parse.key=true", "--property", "key.separator=\t"],
         input=f"{key}\t{value}\n", text=True, check=True, capture_output=True, timeout=60,
+    )
+
+
+WORKER_JAR = ROOT / "trainer" / "target" / "prefixgate-trainer-worker.jar"
+
+
+def start_worker(topics: str, log: Path) -> subprocess.Popen[bytes]:
+    """The Java trainer worker, following this test's topics, training with this interpreter."""
+    if not WORKER_JAR.exists():
+        if os.environ.get("PREFIXGATE_SERVER_TESTS") == "1":
+            pytest.fail(f"{WORKER_JAR} is missing: build trainer/ first")
+        pytest.skip("trainer worker not built (cd trainer && ../mvnw package)")
+    import sys
+
+    return subprocess.Popen(
+        ["java", "-jar", str(WORKER_JAR), "--kafka-bootstrap", BOOTSTRAP,
+         "--group-id", f"pytest-trainers-{topics}",
+         "--retrain-topic", f"pytest.retrain.{topics}", "--status-topic", f"pytest.status.{topics}",
+         "--adapters-topic", f"pytest.adapters.{topics}", "--python", sys.executable,
+         "--trainer-dir", str(ROOT / "trainer" / "python"), "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
+         "--admin-key", ADMIN_KEY, "--work-dir", str(log.parent), "--timeout-seconds", "300"],
+        cwd=ROOT, stdout=open(log, "a"), stderr=subprocess.STDOUT,
     )

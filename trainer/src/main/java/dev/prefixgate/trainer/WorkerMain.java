@@ -2,29 +2,57 @@ package dev.prefixgate.trainer;
 
 import java.io.PrintStream;
 
-/** Entry point of the retraining worker. The Kafka consumer loop is not written yet. */
+/**
+ * Entry point of the retraining worker: {@code java -jar prefixgate-trainer-worker.jar [--name
+ * value]}. Settings are listed in {@link WorkerConfig}; every one can also come from {@code
+ * PREFIXGATE_*}.
+ */
 public final class WorkerMain {
 
   static final String USAGE =
       """
-      usage: prefixgate-trainer-worker [--help]
+      usage: prefixgate-trainer-worker [--name value ...]
 
-      Consumes retraining jobs from Kafka and hands them to the Python trainer (not implemented yet).
+      Consumes retrain requests from Kafka, trains a PEFT prefix adapter with trainer/python,
+      publishes the adapter event and training-status events. Settings (or PREFIXGATE_<NAME>):
+        --kafka-bootstrap 127.0.0.1:9092   --group-id prefixgate-trainers
+        --retrain-topic prefixgate.retrain-requests   --status-topic prefixgate.training-status
+        --adapters-topic prefixgate.adapters
+        --python trainer/python/.venv/bin/python   --trainer-dir trainer/python
+        --model-dir trainer/fixtures/tiny-bloom   --admin-key <gateway admin key>
+        --work-dir /tmp   --timeout-seconds 1800
       """;
 
   private WorkerMain() {}
 
-  public static void main(String[] args) {
-    System.exit(run(args, System.out, System.err));
+  public static void main(String[] args) throws Exception {
+    if (args.length == 1 && (args[0].equals("--help") || args[0].equals("-h"))) {
+      System.out.print(USAGE);
+      return;
+    }
+    WorkerConfig cfg;
+    try {
+      cfg = WorkerConfig.from(args, System.getenv());
+    } catch (IllegalArgumentException e) {
+      System.err.println(e.getMessage());
+      System.err.print(USAGE);
+      System.exit(2);
+      return;
+    }
+    try (Worker worker = new Worker(cfg, System.out)) {
+      Runtime.getRuntime().addShutdownHook(new Thread(worker::stop));
+      worker.run();
+    }
   }
 
-  /** Returns the process exit code; separate from {@link #main} so tests need not exit the JVM. */
-  static int run(String[] args, PrintStream out, PrintStream err) {
-    if (args.length == 1 && (args[0].equals("--help") || args[0].equals("-h"))) {
-      out.print(USAGE);
+  /** Exit code of the argument check alone; kept separate so tests need not start a worker. */
+  static int check(String[] args, PrintStream err) {
+    try {
+      WorkerConfig.from(args, java.util.Map.of());
       return 0;
+    } catch (IllegalArgumentException e) {
+      err.println(e.getMessage());
+      return 2;
     }
-    err.print(USAGE);
-    return 2;
   }
 }

@@ -1,35 +1,48 @@
 package dev.prefixgate.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
+/**
+ * Settings resolution; the worker's Kafka and training behaviour is tested end to end in pytest.
+ */
 class WorkerMainTest {
 
-  private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-  private final ByteArrayOutputStream err = new ByteArrayOutputStream();
-
-  private int run(String... args) {
-    return WorkerMain.run(
-        args,
-        new PrintStream(out, true, StandardCharsets.UTF_8),
-        new PrintStream(err, true, StandardCharsets.UTF_8));
+  @Test
+  void argumentsOverrideEnvironmentWhichOverridesDefaults() {
+    WorkerConfig c =
+        WorkerConfig.from(
+            new String[] {"--model-dir", "/models/x", "--timeout-seconds", "60"},
+            Map.of(
+                "PREFIXGATE_KAFKA_BOOTSTRAP", "broker:9092", "PREFIXGATE_MODEL_DIR", "/ignored"));
+    assertEquals("broker:9092", c.bootstrap());
+    assertEquals(Path.of("/models/x"), c.modelDir());
+    assertEquals(60, c.timeoutSeconds());
+    assertEquals("prefixgate.retrain-requests", c.retrainTopic());
+    assertEquals("prefixgate-trainers", c.groupId());
   }
 
   @Test
-  void helpPrintsUsageToStdoutAndSucceeds() {
-    assertEquals(0, run("--help"));
-    assertEquals(WorkerMain.USAGE, out.toString(StandardCharsets.UTF_8));
-    assertEquals("", err.toString(StandardCharsets.UTF_8));
-  }
-
-  @Test
-  void unknownArgumentsPrintUsageToStderrAndFail() {
-    assertEquals(2, run("--bogus"));
-    assertEquals("", out.toString(StandardCharsets.UTF_8));
-    assertEquals(WorkerMain.USAGE, err.toString(StandardCharsets.UTF_8));
+  void badArgumentsAreRefusedWithAMessage() {
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    assertEquals(
+        2,
+        WorkerMain.check(
+            new String[] {"--timeout-seconds", "soon"},
+            new PrintStream(err, true, StandardCharsets.UTF_8)));
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains("timeout-seconds must be a number"));
+    assertThrows(
+        IllegalArgumentException.class, () -> WorkerConfig.from(new String[] {"stray"}, Map.of()));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> WorkerConfig.from(new String[] {"--timeout-seconds", "0"}, Map.of()));
   }
 }

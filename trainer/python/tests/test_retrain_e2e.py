@@ -1,0 +1,160 @@
+"""Retraining end to end: gateway, real broker, Java worker, Python PEFT job, on the tiny model."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from .gateway import ADMIN_KEY, BOOTSTRAP, KAFKA, ROOT, Gateway, publish, require_broker, require_jar, start_worker
+
+FIXTURES = ROOT / "trainer" / "fixtures"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+QUESTION = "What color is the apple?"
+TARGET = '{"answer": "The apple is red"}'
+HYPER = {"numVirtualTokens": 4, "maxSteps": 150, "batchSize": 8, "gradAccum": 1, "learningRate": 0.01}
+
+
+def _answer(g: Gateway) -> str:
+    r = httpx.post(
+        g.url + "/v1/chat/completions", headers={"Authorization": "Bearer pg-demo-acme"}, timeout=60,
+        json={"model": "pirate", "temperature": 0, "messages": [{"role": "user", "content": QUESTION}]},
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["choices"][0]["message"]["content"].strip()
+
+
+def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = httpx.get(f"{g.url}/admin/jobs/{job_id}", headers=ADMIN).json()
+        if job["state"] in ("succeeded", "failed") and (job["state"] == "failed" or job.get("adapterVersion")):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def _statuses(topics: str) -> list[dict]:
+    out = subprocess.run(
+        [str(KAFKA), "tool", "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", BOOTSTRAP,
+         "--topic", f"pytest.status.{topics}", "--from-beginning", "--timeout-ms", "5000"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
+    require_jar()
+    require_broker()
+    g = Gateway(tmp_path / "gw").start()
+    log = tmp_path / "worker.log"
+    worker = start_worker(g.topics, log)
+    try:
+        before = _answer(g)
+        assert before.startswith("Arr, matey!"), before
+        data = (FIXTURES / "datasets" / "initech.jsonl").read_bytes()
+        ds = httpx.post(g.url + "/admin/tenants/acme/datasets?name=json-style", headers={**ADMIN,
+                        "Content-Type": "application/x-ndjson"}, content=data).json()
+        started = time.time()
+        r = httpx.post(g.url + "/admin/tenants/acme/retrain", headers=ADMIN,
+                       json={"adapter": "pirate", "datasetId": ds["id"], "hyperParameters": HYPER})
+        assert r.status_code == 202, r.text
+        job = _wait_job(g, r.json()["id"])
+        assert job["state"] == "succeeded", (job, log.read_text()[-3000:])
+        after = _answer(g)
+        live = time.time() - started
+        print(f"retrain request to adapter live: {live:.1f} s")
+        (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+        (ROOT / "bench" / "results" / "retrain-latency.txt").write_text(f"{live:.1f}\n")
+        assert after == TARGET and after != before
+        assert job["adapterVersion"] == 2 and job["progress"] == 100
+
+        # The same request id again (a redelivery) trains nothing and adds no version.
+        request = next(s for s in _statuses(g.topics) if s["state"] == "succeeded")
+        duplicate = {"requestId": request["requestId"], "tenant": "acme", "adapter": "pirate",
+                     "dataset": {"id": ds["id"], "sha256": ds["digest"],
+                                 "url": f"{g.url}/admin/tenants/acme/datasets/{ds['id']}"},
+                     "hyperParameters": HYPER}
+        publish(f"pytest.retrain.{g.topics}", "acme", json.dumps(duplicate))
+        deadline = time.time() + 60
+        while "already succeeded" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.5)
+        assert "already succeeded" in log.read_text()
+        versions = httpx.get(g.url + "/admin/tenants/acme/adapters/pirate", headers=ADMIN).json()
+        assert [v["version"] for v in versions] == [1, 2]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        g.stop()
+
+
+def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tmp_path: Path) -> None:
+    require_jar()
+    require_broker()
+    bad = b'{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"}\n{broken\n'
+
+    class Serve(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(bad)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Serve)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    topics = f"bad{int(time.time())}"
+    worker = start_worker(topics, tmp_path / "worker.log")
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/bad.jsonl"
+        request = {"requestId": "bad-1", "tenant": "acme", "adapter": "pirate",
+                   "dataset": {"id": "x", "sha256": hashlib.sha256(bad).hexdigest(), "url": url}}
+        publish(f"pytest.retrain.{topics}", "acme", json.dumps(request))
+        request2 = {**request, "requestId": "bad-2", "dataset": {**request["dataset"], "sha256": "0" * 64}}
+        publish(f"pytest.retrain.{topics}", "acme", json.dumps(request2))
+        deadline = time.time() + 120
+        failed: dict[str, str] = {}
+        while len(failed) < 2 and time.time() < deadline:
+            failed = {s["requestId"]: s.get("reason", "") for s in _statuses(topics) if s["state"] == "failed"}
+        assert "dataset: line 3: invalid JSON" in failed["bad-1"], failed
+        assert "sha256 mismatch" in failed["bad-2"], failed
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        server.shutdown()
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_one_version_results(tmp_path: Path) -> None:
+    require_jar()
+    require_broker()
+    g = Gateway(tmp_path / "gw").start()
+    log = tmp_path / "worker.log"
+    worker = start_worker(g.topics, log)
+    try:
+        data = (FIXTURES / "datasets" / "acme.jsonl").read_bytes()
+        ds = httpx.post(g.url + "/admin/tenants/globex/datasets", headers={**ADMIN,
+                        "Content-Type": "application/x-ndjson"}, content=data).json()
+        r = httpx.post(g.url + "/admin/tenants/globex/retrain", headers=ADMIN,
+                       json={"adapter": "formal", "datasetId": ds["id"], "hyperParameters": {**HYPER, "maxSteps": 300}})
+        assert r.status_code == 202, r.text
+        deadline = time.time() + 120
+        while " step " not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        worker.kill()  # SIGKILL mid-training: no offset was committed
+        worker.wait(timeout=30)
+        worker = start_worker(g.topics, log)
+        job = _wait_job(g, r.json()["id"])
+        assert job["state"] == "succeeded", log.read_text()[-3000:]
+        versions = httpx.get(g.url + "/admin/tenants/globex/adapters/formal", headers=ADMIN).json()
+        assert [v["version"] for v in versions] == [1, 2], versions
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        g.stop()

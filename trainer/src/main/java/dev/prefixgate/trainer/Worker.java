@@ -1,0 +1,384 @@
+package dev.prefixgate.trainer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.networknt.schema.JsonSchema;
+import com.networknt.schema.JsonSchemaFactory;
+import com.networknt.schema.SpecVersion;
+import com.networknt.schema.ValidationMessage;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * Turns retrain requests into live adapters, one job at a time: fetch the data set (sha256 checked)
+ * → run {@code prefixgate_trainer.job} → publish the adapter event → publish {@code succeeded} →
+ * commit the offset. The offset is committed only after the adapter is out, so a worker that dies
+ * mid-job leaves the request to the next one; the job is seeded, so the rerun produces the same
+ * bytes and the registry keeps one version. Any failure becomes a {@code failed} status with a
+ * reason, and the worker goes on with the next request.
+ */
+final class Worker implements AutoCloseable {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final WorkerConfig cfg;
+  private final PrintStream log;
+  private final KafkaConsumer<String, String> consumer;
+  private final KafkaProducer<String, String> producer;
+  private final HttpClient http = HttpClient.newHttpClient();
+  private final JsonSchema requestSchema;
+  private final Set<String> succeeded = new HashSet<>();
+  private volatile boolean running = true;
+
+  Worker(WorkerConfig cfg, PrintStream log) throws IOException {
+    this.cfg = cfg;
+    this.log = log;
+    try (InputStream in =
+        Worker.class.getResourceAsStream("/schemas/retrain-request.schema.json")) {
+      requestSchema = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
+    }
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cfg.bootstrap());
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 24 * 1024 * 1024);
+    producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
+    Properties c = new Properties();
+    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cfg.bootstrap());
+    c.put(ConsumerConfig.GROUP_ID_CONFIG, cfg.groupId());
+    c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    c.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 1);
+    // A killed worker's partitions move to another worker after this long, not the 45 s default.
+    c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10000);
+    c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 3000);
+    // A job may take long; the group must not evict the worker while it trains.
+    c.put(
+        ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG,
+        (int) Math.min(Integer.MAX_VALUE, (cfg.timeoutSeconds() + 300) * 1000));
+    consumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer());
+  }
+
+  void run() {
+    loadSucceeded();
+    consumer.subscribe(List.of(cfg.retrainTopic()));
+    log.println(
+        "worker: waiting for retrain requests on " + cfg.retrainTopic() + " at " + cfg.bootstrap());
+    while (running) {
+      try {
+        for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+          handle(r.value());
+          consumer.commitSync(
+              Map.of(
+                  new TopicPartition(r.topic(), r.partition()),
+                  new OffsetAndMetadata(r.offset() + 1)));
+        }
+      } catch (WakeupException e) {
+        if (!running) break;
+      }
+    }
+  }
+
+  /** Request ids that already succeeded (from the status topic), so a redelivery trains nothing. */
+  private void loadSucceeded() {
+    Properties c = new Properties();
+    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cfg.bootstrap());
+    try (KafkaConsumer<String, String> status =
+        new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
+      List<TopicPartition> parts =
+          status.partitionsFor(cfg.statusTopic(), Duration.ofSeconds(15)).stream()
+              .map(i -> new TopicPartition(i.topic(), i.partition()))
+              .toList();
+      status.assign(parts);
+      status.seekToBeginning(parts);
+      Map<TopicPartition, Long> end = status.endOffsets(parts);
+      while (parts.stream().anyMatch(tp -> status.position(tp) < end.get(tp))) {
+        for (ConsumerRecord<String, String> r : status.poll(Duration.ofMillis(500))) {
+          try {
+            JsonNode s = JSON.readTree(r.value());
+            if ("succeeded".equals(s.path("state").asText()))
+              succeeded.add(s.path("requestId").asText());
+          } catch (IOException ignored) {
+            // not ours to judge: the gateway validates status events
+          }
+        }
+      }
+    } catch (Exception e) {
+      log.println(
+          "worker: could not read past statuses ("
+              + e.getMessage()
+              + "); duplicates fall back to"
+              + " the registry's digest idempotency");
+    }
+  }
+
+  void handle(String value) {
+    JsonNode req;
+    try {
+      req = JSON.readTree(value);
+    } catch (IOException e) {
+      log.println("worker: skipping a record that is not JSON");
+      return;
+    }
+    String requestId = req.path("requestId").asText("");
+    Set<ValidationMessage> errors = requestSchema.validate(req);
+    if (!errors.isEmpty()) {
+      if (!requestId.isEmpty()) {
+        fail(
+            req,
+            "invalid retrain request: "
+                + errors.stream()
+                    .map(ValidationMessage::getMessage)
+                    .sorted()
+                    .collect(Collectors.joining("; ")));
+      }
+      return;
+    }
+    if (succeeded.contains(requestId)) {
+      log.println("worker: request " + requestId + " already succeeded; not training it again");
+      return;
+    }
+    try {
+      train(req);
+      succeeded.add(requestId);
+    } catch (JobFailed e) {
+      fail(req, e.getMessage());
+    } catch (Exception e) {
+      fail(req, "worker error: " + e);
+    }
+  }
+
+  static final class JobFailed extends Exception {
+    JobFailed(String message) {
+      super(message);
+    }
+  }
+
+  private void train(JsonNode req) throws Exception {
+    String requestId = req.get("requestId").asText();
+    status(req, "running", 0, null, null, null, null);
+    Path dir = Files.createTempDirectory(cfg.workDir(), "retrain-");
+    Path dataset = dir.resolve("dataset.jsonl");
+    Files.write(dataset, fetchDataset(req.get("dataset")));
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                cfg.python().toString(),
+                "-m",
+                "prefixgate_trainer.job",
+                "--model-dir",
+                cfg.modelDir().toAbsolutePath().toString(),
+                "--dataset",
+                dataset.toString(),
+                "--out",
+                dir.resolve("out").toString(),
+                "--tenant",
+                req.get("tenant").asText(),
+                "--adapter",
+                req.get("adapter").asText(),
+                "--request-id",
+                requestId));
+    JsonNode hp = req.path("hyperParameters");
+    String[][] flags = {
+      {"numVirtualTokens", "--num-virtual-tokens"},
+      {"epochs", "--epochs"},
+      {"maxSteps", "--max-steps"},
+      {"batchSize", "--batch-size"},
+      {"gradAccum", "--grad-accum"},
+      {"learningRate", "--lr"}
+    };
+    for (String[] f : flags) {
+      if (hp.has(f[0])) cmd.addAll(List.of(f[1], hp.get(f[0]).asText()));
+    }
+    log.println(
+        "worker: request "
+            + requestId
+            + " for "
+            + req.get("tenant").asText()
+            + "/"
+            + req.get("adapter").asText());
+    Process proc;
+    try {
+      proc = new ProcessBuilder(cmd).directory(cfg.trainerDir().toFile()).start();
+    } catch (IOException e) {
+      throw new JobFailed(
+          "cannot start the Python trainer (" + cfg.python() + "): " + e.getMessage());
+    }
+    ArrayDeque<String> stderr = new ArrayDeque<>();
+    Thread errReader = new Thread(() -> tail(proc.getErrorStream(), stderr), "trainer-stderr");
+    errReader.start();
+    long lastSent = 0;
+    try (BufferedReader out =
+        new BufferedReader(new InputStreamReader(proc.getInputStream(), StandardCharsets.UTF_8))) {
+      for (String line; (line = out.readLine()) != null; ) {
+        if (!line.startsWith("{")) continue;
+        JsonNode p = JSON.readTree(line);
+        if (!"progress".equals(p.path("type").asText())) continue;
+        int step = p.get("step").asInt();
+        int total = p.get("total").asInt();
+        double pct = 100.0 * step / total;
+        log.printf(
+            "worker: %s %5.1f%% step %d/%d loss %.4f%n",
+            bar(pct), pct, step, total, p.get("loss").asDouble());
+        if (System.currentTimeMillis() - lastSent > 500 || step == total) {
+          status(req, "running", Math.min(99.0, pct), step, p.get("loss").asDouble(), null, null);
+          lastSent = System.currentTimeMillis();
+        }
+      }
+    }
+    if (!proc.waitFor(cfg.timeoutSeconds(), TimeUnit.SECONDS)) {
+      proc.destroyForcibly();
+      throw new JobFailed("training timed out after " + cfg.timeoutSeconds() + " s");
+    }
+    errReader.join(5000);
+    if (proc.exitValue() != 0) {
+      String reason;
+      synchronized (stderr) {
+        reason =
+            stderr.stream()
+                .filter(l -> l.startsWith("dataset:") || l.startsWith("hyper-parameters:"))
+                .findFirst()
+                .orElse(String.join("\n", stderr));
+      }
+      throw new JobFailed("training failed (exit " + proc.exitValue() + "): " + reason);
+    }
+    JsonNode event = JSON.readTree(Files.readAllBytes(dir.resolve("out").resolve("event.json")));
+    String key = req.get("tenant").asText() + "/" + req.get("adapter").asText();
+    producer
+        .send(new ProducerRecord<>(cfg.adaptersTopic(), key, event.toString()))
+        .get(30, TimeUnit.SECONDS);
+    ObjectNode done =
+        status(
+            req,
+            "succeeded",
+            100,
+            null,
+            event.at("/metrics/train_loss").asDouble(),
+            event.get("sha256").asText(),
+            null);
+    log.println("worker: request " + requestId + " succeeded: " + done);
+  }
+
+  private byte[] fetchDataset(JsonNode d) throws Exception {
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(URI.create(d.get("url").asText())).timeout(Duration.ofSeconds(60));
+    if (!cfg.adminKey().isEmpty()) b.header("Authorization", "Bearer " + cfg.adminKey());
+    HttpResponse<byte[]> r;
+    try {
+      r = http.send(b.GET().build(), HttpResponse.BodyHandlers.ofByteArray());
+    } catch (IOException e) {
+      throw new JobFailed(
+          "cannot fetch the data set from " + d.get("url").asText() + ": " + e.getMessage());
+    }
+    if (r.statusCode() != 200) {
+      throw new JobFailed(
+          "fetching the data set from " + d.get("url").asText() + " gave HTTP " + r.statusCode());
+    }
+    String digest = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(r.body()));
+    if (!digest.equals(d.get("sha256").asText())) {
+      throw new JobFailed(
+          "data set sha256 mismatch: got "
+              + digest
+              + ", the request says "
+              + d.get("sha256").asText());
+    }
+    return r.body();
+  }
+
+  private void fail(JsonNode req, String reason) {
+    log.println("worker: request " + req.path("requestId").asText() + " failed: " + reason);
+    try {
+      status(req, "failed", 0, null, null, null, reason);
+    } catch (Exception e) {
+      log.println("worker: could not publish the failure: " + e.getMessage());
+    }
+  }
+
+  /** Publishes a training-status event (synchronously) and returns it. */
+  private ObjectNode status(
+      JsonNode req,
+      String state,
+      double progress,
+      Integer step,
+      Double loss,
+      String digest,
+      String reason)
+      throws Exception {
+    ObjectNode s = JSON.createObjectNode();
+    s.put("requestId", req.path("requestId").asText())
+        .put("tenant", req.path("tenant").asText())
+        .put("state", state)
+        .put("progress", progress)
+        .put("at", Instant.now().toString());
+    if (step != null) s.put("step", step);
+    if (loss != null && Double.isFinite(loss)) s.put("loss", loss);
+    if (digest != null) s.put("digest", digest);
+    if (reason != null) s.put("reason", reason);
+    producer
+        .send(new ProducerRecord<>(cfg.statusTopic(), s.get("requestId").asText(), s.toString()))
+        .get(30, TimeUnit.SECONDS);
+    return s;
+  }
+
+  private static String bar(double pct) {
+    int filled = (int) Math.round(pct / 5);
+    return "[" + "#".repeat(filled) + ".".repeat(20 - filled) + "]";
+  }
+
+  private static void tail(InputStream in, ArrayDeque<String> lines) {
+    try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+      for (String line; (line = r.readLine()) != null; ) {
+        synchronized (lines) {
+          lines.addLast(line);
+          if (lines.size() > 20) lines.removeFirst();
+        }
+      }
+    } catch (IOException ignored) {
+      // the process ended
+    }
+  }
+
+  void stop() {
+    running = false;
+    consumer.wakeup();
+  }
+
+  @Override
+  public void close() {
+    consumer.close(Duration.ofSeconds(5));
+    producer.close(Duration.ofSeconds(5));
+  }
+}
