@@ -58,11 +58,20 @@ record WorkerConfig(
         get.apply("retrain-topic", "prefixgate.retrain-requests"),
         get.apply("status-topic", "prefixgate.training-status"),
         get.apply("adapters-topic", "prefixgate.adapters"),
-        Path.of(get.apply("python", "trainer/python/.venv/bin/python")),
-        Path.of(get.apply("trainer-dir", "trainer/python")),
-        Path.of(get.apply("model-dir", "trainer/fixtures/tiny-bloom")),
+        absolute(get.apply("python", "trainer/python/.venv/bin/python")),
+        Path.of(get.apply("trainer-dir", "trainer/python")).toAbsolutePath(),
+        Path.of(get.apply("model-dir", "trainer/fixtures/tiny-bloom")).toAbsolutePath(),
         get.apply("admin-key", ""),
         Path.of(get.apply("work-dir", System.getProperty("java.io.tmpdir"))),
         timeout);
+  }
+
+  /**
+   * A path with a folder is made absolute (the job runs in another directory); a bare name is
+   * looked up on PATH.
+   */
+  private static Path absolute(String command) {
+    Path p = Path.of(command);
+    return p.getParent() == null ? p : p.toAbsolutePath();
   }
 }

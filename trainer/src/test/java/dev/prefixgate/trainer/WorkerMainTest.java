@@ -25,6 +25,9 @@ class WorkerMainTest {
                 "PREFIXGATE_KAFKA_BOOTSTRAP", "broker:9092", "PREFIXGATE_MODEL_DIR", "/ignored"));
     assertEquals("broker:9092", c.bootstrap());
     assertEquals(Path.of("/models/x"), c.modelDir());
+    assertTrue(
+        c.python().isAbsolute(),
+        "the job runs in trainer/python: a relative interpreter path would break");
     assertEquals(60, c.timeoutSeconds());
     assertEquals("prefixgate.retrain-requests", c.retrainTopic());
     assertEquals("prefixgate-trainers", c.groupId());
