@@ -1,0 +1,338 @@
+"""Prefixgate benchmark suite: HTTP/SSE gateway, in-process engine, plain Python ORT, PyTorch+PEFT.
+
+Run with bench/suite (it builds what is missing). One run measures every subject on this machine,
+one after the other, and prints medians and ratios from that same run; CSV and PNG plots go to
+bench/results/. See README "Benchmarks".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = ROOT / "trainer" / "python"
+sys.path.insert(0, str(PY))
+
+from prefixgate_trainer.corpus import prompt_of  # noqa: E402
+
+JAR = ROOT / "target" / "quarkus-app" / "quarkus-run.jar"
+ADMIN_KEY = "bench-admin"
+PROMPT = prompt_of("Greet the person.", "Nia")
+
+
+# ---- machine ----------------------------------------------------------------------------------
+
+
+def memory_bandwidth_gbs(size_mb: int = 512, reps: int = 5) -> float:
+    """Copy bandwidth (read + write bytes per second), median of several copies of a large array."""
+    src = np.ones(size_mb * 1024 * 1024 // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - t)
+    return 2 * src.nbytes / statistics.median(times) / 1e9
+
+
+def weight_bytes(model_dir: Path) -> int:
+    return sum(f.stat().st_size for f in model_dir.iterdir() if f.name.startswith("model.onnx"))
+
+
+# ---- synthetic adapters ------------------------------------------------------------------------
+
+
+def synthetic_adapters(template: Path, count: int, out: Path, p: int) -> list[Path]:
+    """`count` distinct PEFT adapters shaped like `template` (its config, random values, P tokens)."""
+    cfg = json.loads((template / "adapter_config.json").read_text())
+    cfg["num_virtual_tokens"] = p
+    width = 2 * cfg["num_layers"] * cfg["token_dim"]
+    rng = np.random.default_rng(0)
+    dirs = []
+    for i in range(count):
+        d = out / f"s{i}"
+        if not (d / "adapter_model.safetensors").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            data = (rng.standard_normal((p, width)) * 0.1).astype("<f4").tobytes()
+            header = json.dumps({"prompt_embeddings": {"dtype": "F32", "shape": [p, width],
+                                                       "data_offsets": [0, len(data)]}}).encode()
+            (d / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + data)
+            (d / "adapter_config.json").write_text(json.dumps(cfg))
+        dirs.append(d)
+    return dirs
+
+
+# ---- the gateway over HTTP -----------------------------------------------------------------
+
+
+class Gateway:
+    def __init__(self, model_dir: Path, cache_bytes: int) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="prefixgate-bench-"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            ["java", f"-Dquarkus.http.port={self.port}", f"-Dprefixgate.model.dir={model_dir}",
+             f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.tmp}/db;DB_CLOSE_ON_EXIT=FALSE",
+             f"-Dprefixgate.admin.key={ADMIN_KEY}", f"-Dprefixgate.cache.max-bytes={cache_bytes}",
+             "-Dprefixgate.engine.max-queue=4096", "-Dquarkus.log.level=WARN", "-jar", str(JAR)],
+            cwd=ROOT, stdout=open(self.tmp / "gateway.log", "w"), stderr=subprocess.STDOUT,
+            env={**os.environ, "DJL_OFFLINE": "true"},
+        )
+        deadline = time.time() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/q/health/ready", timeout=2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError((self.tmp / "gateway.log").read_text()[-3000:])
+                time.sleep(0.5)
+        self.admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        r = httpx.post(self.url + "/admin/tenants", headers=self.admin, json={"id": "bench", "allowBase": True})
+        self.key = r.json()["apiKey"]
+
+    def upload(self, names_and_dirs: list[tuple[str, Path]]) -> None:
+        with httpx.Client(timeout=120) as c:
+            for name, d in names_and_dirs:
+                files = {"adapter_config": ("adapter_config.json", (d / "adapter_config.json").read_bytes()),
+                         "adapter_model": ("adapter_model.safetensors", (d / "adapter_model.safetensors").read_bytes())}
+                r = c.post(f"{self.url}/admin/tenants/bench/adapters/{name}", headers=self.admin, files=files)
+                if r.status_code not in (200, 201):
+                    raise RuntimeError(r.text)
+
+    def rss_mb(self) -> float:
+        return psutil.Process(self.proc.pid).memory_info().rss / 1e6
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+async def _stream(client: httpx.AsyncClient, url: str, key: str, model: str, n: int) -> tuple[float, list[float], int]:
+    """One streamed completion: (ttft seconds, inter-token gaps, tokens)."""
+    start = time.perf_counter()
+    first = None
+    last = None
+    gaps: list[float] = []
+    tokens = 0
+    body = {"model": model, "prompt": PROMPT, "stream": True, "temperature": 0, "max_tokens": n,
+            "ignore_eos": True, "return_token_ids": True}
+    async with client.stream("POST", url + "/v1/completions", json=body,
+                             headers={"Authorization": f"Bearer {key}"}) as r:
+        if r.status_code != 200:
+            raise RuntimeError(await r.aread())
+        async for line in r.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            got = len(chunk["choices"][0].get("token_ids", [])) if chunk["choices"] else 0
+            if not got:
+                continue
+            now = time.perf_counter()
+            if first is None:
+                first = now - start
+            elif last is not None:
+                gaps.append(now - last)
+            last = now
+            tokens += got
+    return first or 0.0, gaps, tokens
+
+
+async def http_load(g: Gateway, models: list[str], concurrency: int, requests: int, n: int) -> dict:
+    """`requests` streams, `concurrency` at a time, spread round-robin over `models`."""
+    sem = asyncio.Semaphore(concurrency)
+    results = []
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency + 4)) as client:
+
+        async def one(i: int) -> None:
+            async with sem:
+                results.append(await _stream(client, g.url, g.key, models[i % len(models)], n))
+
+        t = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        wall = time.perf_counter() - t
+    ttfts = sorted(r[0] for r in results)
+    gaps = sorted(x for r in results for x in r[1])
+    pct = lambda v, q: v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")  # noqa: E731
+    return {
+        "aggregate_tok_s": sum(r[2] for r in results) / wall,
+        "ttft_p50_ms": pct(ttfts, 0.5) * 1000, "ttft_p99_ms": pct(ttfts, 0.99) * 1000,
+        "itl_p50_ms": pct(gaps, 0.5) * 1000, "itl_p99_ms": pct(gaps, 0.99) * 1000,
+        "decode_tok_s": 1 / pct(gaps, 0.5) if gaps else float("nan"),
+    }
+
+
+# ---- in-process subjects --------------------------------------------------------------------
+
+
+def json_lines(cmd: list[str], cwd: Path) -> list[dict]:
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny model only, fewer tokens and levels")
+    a = ap.parse_args()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    bw = memory_bandwidth_gbs()
+    print(f"# Prefixgate benchmark suite {stamp} on {platform.node()} ({os.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB); memory copy bandwidth {bw:.1f} GB/s")
+    models = [("tiny", ROOT / "trainer" / "fixtures" / "tiny-bloom")]
+    big = ROOT / "bench" / "models" / "bloom-560m-random" / "model"
+    if not a.quick and (big / "model.onnx").exists():
+        models.append(("560m", big))
+    n = 24 if a.quick else 64
+    reps = 2 if a.quick else 3
+    levels = [1, 2, 4, 8] if a.quick else [1, 2, 4, 8, 16]
+    for name, model_dir in models:
+        wb = weight_bytes(model_dir)
+        ceiling = bw * 1e9 / wb
+        print(f"\n## {name}: {wb / 1e6:.1f} MB of weights read per decode step → single-stream ceiling "
+              f"≈ {ceiling:.0f} tok/s at {bw:.1f} GB/s")
+        cfg = json.loads((model_dir / "config.json").read_text())
+        template = ROOT / "trainer" / "fixtures" / "adapters" / "acme"
+        if name != "tiny":
+            template = ROOT / "bench" / "models" / "bloom-560m-random" / "adapter"
+        adapters = synthetic_adapters(template, 16, ROOT / "bench" / "models" / f"synthetic-{name}-p8", 8)
+        csv_adapters = ",".join(str(d) for d in adapters)
+        eng = json_lines(["java", "-cp", f"{ROOT}/target/quarkus-app/lib/main/*:{ROOT}/target/classes",
+                          "dev.prefixgate.engine.EngineBench", "--model", str(model_dir), "--adapters", csv_adapters,
+                          "--concurrency", ",".join(map(str, levels)), "--new-tokens", str(n), "--reps", str(reps)],
+                         ROOT)
+        ort = json_lines([sys.executable, "-m", "prefixgate_trainer.bench_ort", "--model", str(model_dir),
+                          "--adapters", *map(str, adapters), "--concurrency", ",".join(map(str, levels)),
+                          "--new-tokens", str(n), "--reps", str(reps)], PY)
+        torch_row = json_lines([sys.executable, "-m", "prefixgate_trainer.bench_torch", "--model", str(model_dir),
+                                "--adapter", str(template if name != "tiny" else adapters[0]),
+                                "--new-tokens", str(n), "--reps", str(reps)], PY)
+        g = Gateway(model_dir, 256 * 1024 * 1024)
+        try:
+            g.upload([(f"a{i}", d) for i, d in enumerate(adapters)])
+            asyncio.run(http_load(g, ["a0"], 1, 1, 4))  # warm-up
+            http = {}
+            for c in levels:
+                runs = [asyncio.run(http_load(g, [f"a{i}" for i in range(c)], c, c, n)) for _ in range(reps)]
+                http[c] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                http[c]["rss_mb"] = g.rss_mb()
+        finally:
+            g.stop()
+        by_c = {("engine", r["concurrency"]): r for r in eng} | {("python-ort", r["concurrency"]): r for r in ort}
+        print("| conc | HTTP tok/s total | HTTP TTFT p50/p99 ms | HTTP ITL p50/p99 ms | engine tok/s total "
+              "| python-ORT tok/s total | HTTP/python (per stream) | HTTP total / HTTP single | gateway RSS MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for c in levels:
+            h, e, o = http[c], by_c[("engine", c)], by_c[("python-ort", c)]
+            print(f"| {c} | {h['aggregate_tok_s']:.1f} | {h['ttft_p50_ms']:.1f} / {h['ttft_p99_ms']:.1f} "
+                  f"| {h['itl_p50_ms']:.2f} / {h['itl_p99_ms']:.2f} | {e['aggregate_tok_s']:.1f} | {o['aggregate_tok_s']:.1f} "
+                  f"| {h['decode_tok_s'] / o['decode_tok_s']:.2f} | {h['aggregate_tok_s'] / http[1]['aggregate_tok_s']:.2f} "
+                  f"| {h['rss_mb']:.0f} |")
+            rows += [{"model": name, "scenario": "concurrency", "subject": "http", "concurrency": c, **h},
+                     {"model": name, "scenario": "concurrency", "subject": "engine", **e},
+                     {"model": name, "scenario": "concurrency", "subject": "python-ort", **o}]
+        t = torch_row[0]
+        rows.append({"model": name, "scenario": "single", "subject": "pytorch-peft", **t})
+        print(f"\nsingle stream decode tok/s: HTTP {http[1]['decode_tok_s']:.1f}, engine "
+              f"{by_c[('engine', 1)]['decode_tok_s']:.1f}, python-ORT {by_c[('python-ort', 1)]['decode_tok_s']:.1f}, "
+              f"PyTorch+PEFT {t['decode_tok_s']:.1f} (HTTP/PyTorch = {http[1]['decode_tok_s'] / t['decode_tok_s']:.2f}); "
+              f"ceiling {ceiling:.0f}")
+        if name == "tiny" or not a.quick:
+            rows += adapter_scaling(name, model_dir, template, n, a.quick)
+    write_outputs(rows, results_dir / f"suite-{stamp}")
+
+
+def adapter_scaling(name: str, model_dir: Path, template: Path, n: int, quick: bool) -> list[dict]:
+    counts = [1, 10, 100] if quick else ([1, 10, 100, 1000] if name == "tiny" else [1, 10, 100])
+    p = 8
+    pool = synthetic_adapters(template, max(counts), ROOT / "bench" / "models" / f"synthetic-{name}-p{p}", p)
+    requests = 64 if name == "tiny" else 32
+    n = n if name == "tiny" else 32
+    one = json.loads((pool[0] / "adapter_config.json").read_text())
+    kv_bytes = p * 2 * one["num_layers"] * one["token_dim"] * 4
+    out = []
+    print(f"\n## {name}: adapter-count scaling (HTTP, concurrency 8, {requests} requests of {n} tokens"
+          " spread round-robin over the adapters; cold = cache holds 4 of them)")
+    print("| adapters | cache | tok/s total | TTFT p50 ms | vs 1 adapter | gateway RSS MB |")
+    print("|---|---|---|---|---|---|")
+    base = None
+    for cache_name, cache_bytes in (("warm", 1 << 30), ("cold", kv_bytes * 4)):
+        g = Gateway(model_dir, cache_bytes)
+        try:
+            uploaded = 0
+            for count in counts:
+                g.upload([(f"s{i}", pool[i]) for i in range(uploaded, count)])
+                uploaded = count
+                names = [f"s{i}" for i in range(count)]
+                if cache_name == "warm":
+                    asyncio.run(http_load(g, names, 8, count, 2))  # load every adapter once
+                # The same number of requests at every count, so only the adapter spread changes.
+                r = asyncio.run(http_load(g, names, 8, requests, n))
+                if base is None:
+                    base = r["aggregate_tok_s"]
+                r["rss_mb"] = g.rss_mb()
+                print(f"| {count} | {cache_name} | {r['aggregate_tok_s']:.1f} | {r['ttft_p50_ms']:.1f} "
+                      f"| {r['aggregate_tok_s'] / base:.2f} | {r['rss_mb']:.0f} |")
+                out.append({"model": name, "scenario": f"adapters-{cache_name}", "subject": "http",
+                            "adapters": count, "concurrency": 8, **r})
+        finally:
+            g.stop()
+    return out
+
+
+def write_outputs(rows: list[dict], prefix: Path) -> None:
+    keys = sorted({k for r in rows for k in r})
+    with open(prefix.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for model in sorted({r["model"] for r in rows}):
+        fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+        for subject in ("http", "engine", "python-ort"):
+            pts = sorted((r["concurrency"], r["aggregate_tok_s"]) for r in rows
+                         if r["model"] == model and r["scenario"] == "concurrency" and r["subject"] == subject)
+            if pts:
+                ax[0].plot(*zip(*pts), marker="o", label=subject)
+        ax[0].set(title=f"{model}: throughput vs concurrency", xlabel="concurrent streams (distinct adapters)",
+                  ylabel="tokens/s (all streams)")
+        ax[0].legend()
+        for scen in ("adapters-warm", "adapters-cold"):
+            pts = sorted((r["adapters"], r["aggregate_tok_s"]) for r in rows if r["model"] == model and r["scenario"] == scen)
+            if pts:
+                ax[1].plot(*zip(*pts), marker="o", label=scen.split("-")[1] + " cache")
+        ax[1].set(title=f"{model}: throughput vs adapter count (HTTP, 8 streams)", xlabel="registered adapters",
+                  ylabel="tokens/s", xscale="log")
+        ax[1].legend()
+        fig.tight_layout()
+        fig.savefig(f"{prefix}-{model}.png", dpi=90)
+    print(f"\nCSV and plots: {prefix}.csv, {prefix}-<model>.png")
+
+
+if __name__ == "__main__":
+    main()
