@@ -36,6 +36,7 @@ import java.util.logging.Logger;
 public class OpenAiRoutes {
   private static final Logger LOG = Logger.getLogger(OpenAiRoutes.class.getName());
   static final int MAX_BODY_BYTES = 4 * 1024 * 1024;
+  private static final ObjectMapper ERRORS = new ObjectMapper();
 
   @Inject Tenants tenants;
   @Inject ModelResolver resolver;

@@ -12,7 +12,7 @@ final class Sampler {
   private final int vocab;
   private final float[] scores; // (vocab) working copy of one row's logits
   private final int[] order; // (vocab) token ids sorted by score, for top-k / top-p
-  private final Integer[] boxedOrder; // reused for the sort; allocated once
+  private final long[] keys; // (vocab) packed (descending score, token id) for a primitive sort
   private final int[] penalised; // (vocab) stamp of the last pick that penalised the token
   private int penaltyStamp;
 
@@ -20,7 +20,7 @@ final class Sampler {
     this.vocab = vocab;
     this.scores = new float[vocab];
     this.order = new int[vocab];
-    this.boxedOrder = new Integer[vocab];
+    this.keys = new long[vocab];
     this.penalised = new int[vocab];
   }
 
@@ -77,9 +77,7 @@ final class Sampler {
     int kept = vocab;
     boolean needsOrder = (p.topK() > 0 && p.topK() < vocab) || p.topP() < 1;
     if (needsOrder) {
-      for (int i = 0; i < vocab; i++) boxedOrder[i] = i;
-      Arrays.sort(boxedOrder, (a, b) -> Float.compare(scores[b], scores[a]));
-      for (int i = 0; i < vocab; i++) order[i] = boxedOrder[i];
+      sortDescending();
       if (p.topK() > 0) kept = Math.min(kept, p.topK());
       if (p.topP() < 1) kept = Math.min(kept, nucleus(kept, p.topP()));
     } else {
@@ -96,6 +94,21 @@ final class Sampler {
       if (acc >= r) return order[i];
     }
     return order[kept - 1];
+  }
+
+  /**
+   * Fills {@link #order} with token ids by descending score (ties by id). Each key packs the
+   * score's order-reversed bits above the id, so one primitive sort does it: several times faster
+   * than sorting boxed ids with a comparator, which matters at BLOOM's 250k-token vocabulary.
+   */
+  private void sortDescending() {
+    for (int i = 0; i < vocab; i++) {
+      int bits = Float.floatToIntBits(scores[i]);
+      int ascending = bits ^ ((bits >> 31) & 0x7fffffff); // signed-int order equals float order
+      keys[i] = ((long) ~ascending << 32) | i;
+    }
+    Arrays.sort(keys);
+    for (int i = 0; i < vocab; i++) order[i] = (int) keys[i];
   }
 
   /**

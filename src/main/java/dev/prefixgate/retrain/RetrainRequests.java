@@ -9,7 +9,6 @@ import com.networknt.schema.SpecVersion;
 import com.networknt.schema.ValidationMessage;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterRegistry;
-import dev.prefixgate.adapter.AdapterVersion;
 import dev.prefixgate.adapter.Dataset;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.PreDestroy;
@@ -205,14 +204,7 @@ public class RetrainRequests {
     if (s.has("reason")) job.reason = truncate(s.get("reason").asText());
     if (s.has("digest")) job.digest = s.get("digest").asText();
     if (state.equals("succeeded")) job.progress = 100;
-    if (job.digest != null) {
-      job.adapterVersion =
-          registry.versions(job.tenantId, job.adapterName).stream()
-              .filter(v -> v.digest.equals(job.digest))
-              .map(v -> v.version)
-              .findFirst()
-              .orElse(null);
-    }
+    job.adapterVersion = versionOf(job);
     job.updatedAt = Instant.now();
   }
 
@@ -221,9 +213,17 @@ public class RetrainRequests {
   public void resolveVersion(TrainingJob job) {
     if (job.adapterVersion != null || job.digest == null) return;
     TrainingJob managed = TrainingJob.findById(job.id);
-    for (AdapterVersion v : registry.versions(job.tenantId, job.adapterName)) {
-      if (v.digest.equals(job.digest)) managed.adapterVersion = job.adapterVersion = v.version;
-    }
+    managed.adapterVersion = job.adapterVersion = versionOf(job);
+  }
+
+  /** The registry version holding the job's digest, or null while its event is not consumed yet. */
+  private Integer versionOf(TrainingJob job) {
+    if (job.digest == null) return null;
+    return registry.versions(job.tenantId, job.adapterName).stream()
+        .filter(v -> v.digest.equals(job.digest))
+        .map(v -> v.version)
+        .findFirst()
+        .orElse(null);
   }
 
   private static String truncate(String s) {

@@ -81,4 +81,19 @@ class SamplerTest {
     for (float l : LOGITS) z += Math.exp(l);
     assertEquals(3.0 - Math.log(z), p.logprob(), 1e-6);
   }
+
+  /** The packed-key sort orders like a comparator sort, negative scores and ties included. */
+  @Test
+  void topKKeepsExactlyTheKBestTokensAcrossSigns() {
+    float[] logits = {-1.5f, 2.0f, -0.25f, 2.0f, 0.0f, -3.0f, 1.0f};
+    Sampler s = new Sampler(logits.length);
+    java.util.Set<Integer> seen = new java.util.HashSet<>();
+    for (long seed = 0; seed < 300; seed++) {
+      SamplingParams p = new SamplingParams(8, 1.0, 3, 1, 1, seed, List.of(), false, false);
+      seen.add(
+          s.pick(FloatBuffer.wrap(logits), 0, p, new int[0], 0, new SplittableRandom(seed))
+              .token());
+    }
+    assertEquals(java.util.Set.of(1, 3, 6), seen);
+  }
 }
