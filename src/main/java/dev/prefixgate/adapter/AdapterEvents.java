@@ -3,8 +3,6 @@ package dev.prefixgate.adapter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.networknt.schema.JsonSchema;
-import com.networknt.schema.JsonSchemaFactory;
-import com.networknt.schema.SpecVersion;
 import com.networknt.schema.ValidationMessage;
 import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
@@ -18,7 +16,6 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
 import jakarta.persistence.PersistenceException;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Base64;
@@ -80,10 +77,7 @@ public class AdapterEvents {
   void start(@Observes StartupEvent ignored) throws Exception {
     PrefixgateConfig.Kafka k = config.kafka();
     if (!k.enabled()) return;
-    try (InputStream in =
-        AdapterEvents.class.getResourceAsStream("/schemas/adapter-event.schema.json")) {
-      schema = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
-    }
+    schema = EventSchemas.load("adapter-event");
     fingerprint = ModelFingerprint.of(gateway.model().dir(), gateway.model().config());
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());

@@ -2,21 +2,38 @@ package dev.prefixgate.api;
 
 import dev.prefixgate.Gateway;
 import dev.prefixgate.engine.Completion;
+import dev.prefixgate.engine.FinishReason;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.quarkus.runtime.StartupEvent;
+import jakarta.annotation.PostConstruct;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
-import java.time.Duration;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 
 /** Request, token and latency metrics for {@code /q/metrics}, tagged by tenant. */
 @ApplicationScoped
 public class ApiMetrics {
   @Inject MeterRegistry registry;
   @Inject Gateway gateway;
+
+  @PostConstruct
+  void timers() {
+    ttft =
+        Timer.builder("prefixgate.ttft")
+            .description("time to first token")
+            .publishPercentileHistogram()
+            .register(registry);
+    interToken =
+        Timer.builder("prefixgate.inter_token")
+            .description("time between two tokens of one stream")
+            .publishPercentileHistogram()
+            .register(registry);
+  }
 
   void register(@Observes StartupEvent ignored) {
     Gauge.builder("prefixgate.queue.depth", gateway, g -> g.engine().stats().queued())
@@ -30,38 +47,33 @@ public class ApiMetrics {
     Gauge.builder("prefixgate.cache.bytes", gateway, g -> g.cache().bytes()).register(registry);
   }
 
+  // Meters are built once and kept: completed() and interToken() run on the engine thread for
+  // every request and every token, where building and registering a meter each time is waste.
+  private Timer ttft;
+  private Timer interToken;
+  private final ConcurrentHashMap<String, Counter> counters = new ConcurrentHashMap<>();
+
+  private Counter counter(String name, String tenant, String status) {
+    return counters.computeIfAbsent(
+        name + '|' + tenant + '|' + status,
+        k -> {
+          Counter.Builder b = Counter.builder(name).tag("tenant", tenant);
+          return (status == null ? b : b.tag("status", status)).register(registry);
+        });
+  }
+
   void request(String tenant, int status) {
-    Counter.builder("prefixgate.requests")
-        .tag("tenant", tenant)
-        .tag("status", Integer.toString(status))
-        .register(registry)
-        .increment();
+    counter("prefixgate.requests", tenant, Integer.toString(status)).increment();
   }
 
   void completed(String tenant, Completion c, int promptTokens) {
-    request(tenant, c.reason() == dev.prefixgate.engine.FinishReason.ERROR ? 500 : 200);
-    Counter.builder("prefixgate.tokens.prompt")
-        .tag("tenant", tenant)
-        .register(registry)
-        .increment(promptTokens);
-    Counter.builder("prefixgate.tokens.completion")
-        .tag("tenant", tenant)
-        .register(registry)
-        .increment(c.completionTokens());
-    if (c.firstTokenNanos() >= 0) {
-      Timer.builder("prefixgate.ttft")
-          .description("time to first token")
-          .publishPercentileHistogram()
-          .register(registry)
-          .record(Duration.ofNanos(c.firstTokenNanos()));
-    }
+    request(tenant, c.reason() == FinishReason.ERROR ? 500 : 200);
+    counter("prefixgate.tokens.prompt", tenant, null).increment(promptTokens);
+    counter("prefixgate.tokens.completion", tenant, null).increment(c.completionTokens());
+    if (c.firstTokenNanos() >= 0) ttft.record(c.firstTokenNanos(), TimeUnit.NANOSECONDS);
   }
 
   void interToken(long nanos) {
-    Timer.builder("prefixgate.inter_token")
-        .description("time between two tokens of one stream")
-        .publishPercentileHistogram()
-        .register(registry)
-        .record(Duration.ofNanos(nanos));
+    interToken.record(nanos, TimeUnit.NANOSECONDS);
   }
 }

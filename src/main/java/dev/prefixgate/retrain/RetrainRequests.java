@@ -4,12 +4,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.networknt.schema.JsonSchema;
-import com.networknt.schema.JsonSchemaFactory;
-import com.networknt.schema.SpecVersion;
 import com.networknt.schema.ValidationMessage;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.adapter.Dataset;
+import dev.prefixgate.adapter.EventSchemas;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -17,7 +16,6 @@ import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import java.io.IOException;
-import java.io.InputStream;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -66,8 +64,8 @@ public class RetrainRequests {
   private JsonSchema statusSchema;
 
   void start(@Observes StartupEvent ignored) throws IOException {
-    requestSchema = schema("retrain-request");
-    statusSchema = schema("training-status");
+    requestSchema = EventSchemas.load("retrain-request");
+    statusSchema = EventSchemas.load("training-status");
     PrefixgateConfig.Kafka k = config.kafka();
     if (!k.enabled()) return;
     Properties p = new Properties();
@@ -89,13 +87,6 @@ public class RetrainRequests {
     thread = new Thread(this::follow, "prefixgate-training-status");
     thread.setDaemon(true);
     thread.start();
-  }
-
-  private static JsonSchema schema(String name) throws IOException {
-    try (InputStream in =
-        RetrainRequests.class.getResourceAsStream("/schemas/" + name + ".schema.json")) {
-      return JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
-    }
   }
 
   /**
