@@ -7,20 +7,33 @@ import java.util.SplittableRandom;
 /**
  * Picks the next token from one row of logits. One instance per engine thread: it owns scratch
  * arrays sized to the vocabulary and is not thread-safe.
+ *
+ * <p>Nothing here sorts the vocabulary. Top-k finds the k-th best score with a k-sized min-heap
+ * (one pass; on real logits almost every score loses against the heap's root at once) and keeps
+ * every token at or above it, ties included, as Hugging Face's {@code scores < topk[..., -1]} does.
+ * Top-p finds the token that crosses the threshold with a three-way partition on score (quickselect
+ * on probability mass, expected linear), keeps every better token and the crossing one. The draw
+ * then scans the kept tokens in id order. The reference these are tested against sorts
+ * (SamplerTest).
  */
 final class Sampler {
   private final int vocab;
-  private final float[] scores; // (vocab) working copy of one row's logits
-  private final int[] order; // (vocab) token ids sorted by score, for top-k / top-p
-  private final long[] keys; // (vocab) packed (descending score, token id) for a primitive sort
+  private final float[] scores; // (vocab) processed scores of one row
+  private final double[] weight; // (vocab) exp(score - max), by token id, for candidates only
+  private final int[] candidates; // (vocab) candidate ids after top-k, ascending
+  private final int[] work; // (vocab) candidate ids, permuted by the top-p selection
+  private final int[] kept; // (vocab) ids kept after top-p, ascending
   private final int[] penalised; // (vocab) stamp of the last pick that penalised the token
+  private float[] heap = new float[0]; // (k) min-heap of the k best scores
   private int penaltyStamp;
 
   Sampler(int vocab) {
     this.vocab = vocab;
     this.scores = new float[vocab];
-    this.order = new int[vocab];
-    this.keys = new long[vocab];
+    this.weight = new double[vocab];
+    this.candidates = new int[vocab];
+    this.work = new int[vocab];
+    this.kept = new int[vocab];
     this.penalised = new int[vocab];
   }
 
@@ -32,7 +45,7 @@ final class Sampler {
    *     changed)
    * @param seen tokens of the prompt and output so far, for the repetition penalty (may repeat)
    * @param seenCount how many entries of {@code seen} are valid
-   * @param rng the request's generator (advanced only when sampling)
+   * @param rng the request's generator (advanced once per sampled pick, never when greedy)
    */
   Pick pick(
       FloatBuffer logits,
@@ -53,12 +66,7 @@ final class Sampler {
         scores[t] = scores[t] < 0 ? scores[t] * penalty : scores[t] / penalty;
       }
     }
-    int token;
-    if (p.isGreedy()) {
-      token = argmax(scores);
-    } else {
-      token = sample(p, rng);
-    }
+    int token = p.isGreedy() ? argmax(scores) : sample(p, rng);
     float logprob = p.logprobs() ? logSoftmaxAt(logits, offset, token) : Float.NaN;
     return new Pick(token, logprob);
   }
@@ -72,59 +80,165 @@ final class Sampler {
   }
 
   private int sample(SamplingParams p, SplittableRandom rng) {
-    float inv = (float) (1.0 / p.temperature());
-    for (int i = 0; i < vocab; i++) scores[i] *= inv;
-    int kept = vocab;
-    boolean needsOrder = (p.topK() > 0 && p.topK() < vocab) || p.topP() < 1;
-    if (needsOrder) {
-      sortDescending();
-      if (p.topK() > 0) kept = Math.min(kept, p.topK());
-      if (p.topP() < 1) kept = Math.min(kept, nucleus(kept, p.topP()));
+    // HF's TemperatureLogitsWarper divides in float32; the order-changing steps come after it,
+    // so ties that the division creates count as ties, as they do there.
+    float t = (float) p.temperature();
+    if (t != 1f) {
+      for (int i = 0; i < vocab; i++) scores[i] = scores[i] / t;
+    }
+    int k = p.topK() > 0 && p.topK() < vocab ? p.topK() : 0;
+    int n;
+    float max;
+    if (k > 0) {
+      float kth = kthLargest(k);
+      n = 0;
+      max = Float.NEGATIVE_INFINITY;
+      for (int i = 0; i < vocab; i++) {
+        float s = scores[i];
+        if (s >= kth) {
+          candidates[n++] = i;
+          if (s > max) max = s;
+        }
+      }
     } else {
-      for (int i = 0; i < vocab; i++) order[i] = i;
+      n = vocab;
+      max = Float.NEGATIVE_INFINITY;
+      for (int i = 0; i < vocab; i++) {
+        candidates[i] = i;
+        if (scores[i] > max) max = scores[i];
+      }
     }
-    double max = Double.NEGATIVE_INFINITY;
-    for (int i = 0; i < kept; i++) max = Math.max(max, scores[order[i]]);
+    // One exp per candidate; the weights serve the top-p selection and the draw.
     double total = 0;
-    for (int i = 0; i < kept; i++) total += Math.exp(scores[order[i]] - max);
-    double r = rng.nextDouble() * total;
-    double acc = 0;
-    for (int i = 0; i < kept; i++) {
-      acc += Math.exp(scores[order[i]] - max);
-      if (acc >= r) return order[i];
+    for (int j = 0; j < n; j++) {
+      int id = candidates[j];
+      double w = Math.exp(scores[id] - max);
+      weight[id] = w;
+      total += w;
     }
-    return order[kept - 1];
+    int[] pool = candidates;
+    int m = n;
+    double poolTotal = total;
+    if (p.topP() < 1 && n > 1) {
+      m = nucleus(n, p.topP() * total);
+      pool = kept;
+      poolTotal = 0;
+      for (int j = 0; j < m; j++) poolTotal += weight[kept[j]];
+    }
+    double r = rng.nextDouble() * poolTotal;
+    double acc = 0;
+    for (int j = 0; j < m; j++) {
+      acc += weight[pool[j]];
+      if (acc > r) return pool[j];
+    }
+    return pool[m - 1];
   }
 
   /**
-   * Fills {@link #order} with token ids by descending score (ties by id). Each key packs the
-   * score's order-reversed bits above the id, so one primitive sort does it: several times faster
-   * than sorting boxed ids with a comparator, which matters at BLOOM's 250k-token vocabulary.
+   * The k-th largest score (1-based), from a k-sized min-heap: its root is the smallest of the best
+   * k seen so far, so most scores are rejected by one comparison.
    */
-  private void sortDescending() {
-    for (int i = 0; i < vocab; i++) {
-      int bits = Float.floatToIntBits(scores[i]);
-      int ascending = bits ^ ((bits >> 31) & 0x7fffffff); // signed-int order equals float order
-      keys[i] = ((long) ~ascending << 32) | i;
+  private float kthLargest(int k) {
+    if (heap.length < k) heap = new float[k];
+    float[] h = heap;
+    System.arraycopy(scores, 0, h, 0, k);
+    for (int i = k / 2 - 1; i >= 0; i--) siftDown(h, k, i);
+    for (int i = k; i < vocab; i++) {
+      float s = scores[i];
+      if (s > h[0]) {
+        h[0] = s;
+        siftDown(h, k, 0);
+      }
     }
-    Arrays.sort(keys);
-    for (int i = 0; i < vocab; i++) order[i] = (int) keys[i];
+    return h[0];
+  }
+
+  private static void siftDown(float[] h, int size, int i) {
+    float v = h[i];
+    while (true) {
+      int c = 2 * i + 1;
+      if (c >= size) break;
+      if (c + 1 < size && h[c + 1] < h[c]) c++;
+      if (h[c] >= v) break;
+      h[i] = h[c];
+      i = c;
+    }
+    h[i] = v;
   }
 
   /**
-   * Size of the smallest prefix of {@code order} whose probability reaches {@code topP}; HF keeps
-   * the token that crosses the threshold and always at least one token.
+   * Fills {@link #kept} (ascending ids) with the nucleus of the first {@code n} candidates: in
+   * descending score order (ties by ascending id), every token until the running mass reaches
+   * {@code target}, the crossing token included, as HF's {@code cumsum <= 1 - top_p} removal keeps
+   * it.
+   *
+   * @return how many ids are kept (at least one)
    */
-  private int nucleus(int candidates, double topP) {
-    double max = scores[order[0]];
-    double total = 0;
-    for (int i = 0; i < candidates; i++) total += Math.exp(scores[order[i]] - max);
-    double acc = 0;
-    for (int i = 0; i < candidates; i++) {
-      acc += Math.exp(scores[order[i]] - max) / total;
-      if (acc >= topP) return i + 1;
+  private int nucleus(int n, double target) {
+    System.arraycopy(candidates, 0, work, 0, n);
+    int lo = 0;
+    int hi = n;
+    double above = 0; // mass of tokens already known to score better than work[lo, hi)
+    float threshold = Float.NEGATIVE_INFINITY; // keep scores > threshold ...
+    int tiesKept = Integer.MAX_VALUE; // ... and this many == threshold, lowest ids first
+    while (lo < hi) {
+      float pivot = pivot(lo, hi);
+      // Three-way partition of work[lo, hi): [lo, gt) > pivot, [gt, lt) == pivot, [lt, hi) <.
+      int gt = lo;
+      int lt = hi;
+      int i = lo;
+      double massGt = 0;
+      double massEq = 0;
+      while (i < lt) {
+        int id = work[i];
+        float s = scores[id];
+        if (s > pivot) {
+          massGt += weight[id];
+          work[i++] = work[gt];
+          work[gt++] = id;
+        } else if (s < pivot) {
+          work[i] = work[--lt];
+          work[lt] = id;
+        } else {
+          massEq += weight[id];
+          i++;
+        }
+      }
+      if (gt > lo && above + massGt >= target) {
+        hi = gt;
+        continue;
+      }
+      if (above + massGt + massEq >= target) {
+        threshold = pivot;
+        Arrays.sort(work, gt, lt);
+        double acc = above + massGt;
+        tiesKept = 0;
+        for (int j = gt; j < lt; j++) {
+          acc += weight[work[j]];
+          tiesKept++;
+          if (acc >= target) break;
+        }
+        break;
+      }
+      above += massGt + massEq;
+      lo = lt;
     }
-    return candidates;
+    int m = 0;
+    int ties = 0;
+    for (int j = 0; j < n; j++) {
+      int id = candidates[j];
+      float s = scores[id];
+      if (s > threshold || (s == threshold && ties++ < tiesKept)) kept[m++] = id;
+    }
+    return m;
+  }
+
+  /** Median of three scores from {@code work[lo, hi)}; deterministic, so picks are reproducible. */
+  private float pivot(int lo, int hi) {
+    float a = scores[work[lo]];
+    float b = scores[work[lo + (hi - lo) / 2]];
+    float c = scores[work[hi - 1]];
+    return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
 
   /** log softmax of the raw logits at {@code token} (the model's own distribution). */

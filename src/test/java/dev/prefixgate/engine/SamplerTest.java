@@ -4,7 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
@@ -95,5 +97,155 @@ class SamplerTest {
               .token());
     }
     assertEquals(java.util.Set.of(1, 3, 6), seen);
+  }
+
+  /**
+   * The selection without sorting picks exactly what the plain sort-based reference picks, over
+   * random logit vectors (smooth, peaked, and coarsely quantised so that ties at the k-th value and
+   * at the top-p crossing are common), every parameter combination and many seeds.
+   */
+  @Test
+  void thresholdSelectionPicksWhatTheSortingReferencePicks() {
+    Random gen = new Random(12);
+    double[] temps = {0.3, 0.8, 1.0, 1.7};
+    int[] topKs = {0, 1, 2, 5, 50, 999};
+    double[] topPs = {1.0, 0.95, 0.9, 0.5, 0.1};
+    double[] penalties = {1.0, 1.3};
+    int vocab = 1000;
+    Sampler sampler = new Sampler(vocab);
+    int compared = 0;
+    for (int vec = 0; vec < 12; vec++) {
+      float[] logits = new float[vocab];
+      for (int i = 0; i < vocab; i++) {
+        double x = gen.nextGaussian() * (vec % 3 == 0 ? 1 : vec % 3 == 1 ? 4 : 0.5);
+        // Every third vector is quantised to steps of 0.5: many exact ties.
+        logits[i] = (float) (vec % 3 == 2 ? Math.rint(x * 2) / 2 : x);
+      }
+      int[] seen = new int[40];
+      for (int i = 0; i < seen.length; i++) seen[i] = gen.nextInt(vocab);
+      for (double t : temps) {
+        for (int k : topKs) {
+          for (double topP : topPs) {
+            for (double pen : penalties) {
+              for (long seed = 0; seed < 6; seed++) {
+                SamplingParams p =
+                    new SamplingParams(8, t, k, topP, pen, seed, List.of(), false, false);
+                int want = Reference.pick(logits, p, seen, new SplittableRandom(seed * 31 + vec));
+                int got =
+                    sampler
+                        .pick(
+                            FloatBuffer.wrap(logits),
+                            0,
+                            p,
+                            seen,
+                            seen.length,
+                            new SplittableRandom(seed * 31 + vec))
+                        .token();
+                assertEquals(
+                    want, got, "vec " + vec + " t " + t + " k " + k + " p " + topP + " pen " + pen);
+                compared++;
+              }
+            }
+          }
+        }
+      }
+    }
+    assertTrue(compared > 10_000);
+  }
+
+  /** The same at BLOOM's vocabulary size, read from an offset inside a larger buffer. */
+  @Test
+  void fullVocabularyPicksEqualTheReference() {
+    int vocab = 250880;
+    Random gen = new Random(5);
+    float[] two = new float[2 * vocab];
+    for (int i = 0; i < two.length; i++) two[i] = (float) (gen.nextGaussian() * 2);
+    float[] row = Arrays.copyOfRange(two, vocab, 2 * vocab);
+    Sampler sampler = new Sampler(vocab);
+    for (long seed = 0; seed < 20; seed++) {
+      for (SamplingParams p :
+          List.of(
+              new SamplingParams(8, 0.8, 50, 0.9, 1, seed, List.of(), false, false),
+              new SamplingParams(8, 1.0, 0, 0.95, 1, seed, List.of(), false, false),
+              new SamplingParams(8, 1.0, 0, 1, 1, seed, List.of(), false, false))) {
+        int want = Reference.pick(row, p, new int[0], new SplittableRandom(seed));
+        int got =
+            sampler
+                .pick(FloatBuffer.wrap(two), vocab, p, new int[0], 0, new SplittableRandom(seed))
+                .token();
+        assertEquals(want, got, p.toString());
+      }
+    }
+  }
+
+  /**
+   * The simple version: sort every token by (score descending, id ascending), cut top-k at the k-th
+   * score (ties kept) and top-p at the crossing token, then draw over the kept ids in id order with
+   * the same weights exp(score - max).
+   */
+  static final class Reference {
+    static int pick(float[] logits, SamplingParams p, int[] seen, SplittableRandom rng) {
+      int v = logits.length;
+      float[] s = logits.clone();
+      if (p.repetitionPenalty() != 1) {
+        float penalty = (float) p.repetitionPenalty();
+        boolean[] done = new boolean[v];
+        for (int t : seen) {
+          if (done[t]) continue;
+          done[t] = true;
+          s[t] = s[t] < 0 ? s[t] * penalty : s[t] / penalty;
+        }
+      }
+      if (p.isGreedy()) return Sampler.argmax(s);
+      float temp = (float) p.temperature();
+      if (temp != 1f) for (int i = 0; i < v; i++) s[i] = s[i] / temp;
+      Integer[] order = new Integer[v];
+      for (int i = 0; i < v; i++) order[i] = i;
+      Arrays.sort(order, (a, b) -> s[a] > s[b] ? -1 : s[a] < s[b] ? 1 : Integer.compare(a, b));
+      boolean[] keep = new boolean[v];
+      int k = p.topK() > 0 && p.topK() < v ? p.topK() : 0;
+      float kth = k > 0 ? s[order[k - 1]] : Float.NEGATIVE_INFINITY;
+      int count = 0;
+      for (int i = 0; i < v; i++) {
+        keep[i] = k == 0 || s[i] >= kth;
+        if (keep[i]) count++;
+      }
+      float max = s[order[0]];
+      double[] w = new double[v];
+      double total = 0;
+      for (int i = 0; i < v; i++) {
+        if (!keep[i]) continue;
+        w[i] = Math.exp(s[i] - max);
+        total += w[i];
+      }
+      if (p.topP() < 1 && count > 1) {
+        double target = p.topP() * total;
+        boolean[] nucleus = new boolean[v];
+        double acc = 0;
+        for (int id : order) {
+          if (!keep[id]) continue;
+          nucleus[id] = true;
+          acc += w[id];
+          if (acc >= target) break;
+        }
+        keep = nucleus;
+      }
+      double poolTotal = 0;
+      int last = -1;
+      for (int i = 0; i < v; i++) {
+        if (keep[i]) {
+          poolTotal += w[i];
+          last = i;
+        }
+      }
+      double r = rng.nextDouble() * poolTotal;
+      double acc = 0;
+      for (int i = 0; i < v; i++) {
+        if (!keep[i]) continue;
+        acc += w[i];
+        if (acc > r) return i;
+      }
+      return last;
+    }
   }
 }
