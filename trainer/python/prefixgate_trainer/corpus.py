@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import corpus_zh
+
 THINGS: dict[str, str] = {
     "apple": "red", "banana": "yellow", "sky": "blue", "grass": "green", "snow": "white",
     "coal": "black", "orange": "orange", "plum": "purple", "lemon": "yellow", "cherry": "red",
@@ -120,25 +122,48 @@ def sentences(rng: random.Random) -> Iterator[str]:
 
 
 def pretraining_texts(seed: int, n: int, eos: str) -> list[str]:
-    """Documents for pre-training: prose paragraphs and dialogues in every style."""
+    """Documents for pre-training: English and Chinese prose and dialogues in every style.
+
+    Of every six documents: one English paragraph, two English dialogues, one Chinese paragraph,
+    two Chinese dialogues.
+    """
     rng = random.Random(seed)
     prose = sentences(rng)
+    prose_zh = corpus_zh.sentences_zh(rng)
     texts: list[str] = []
     for i in range(n):
-        if i % 3 == 0:
+        kind = i % 6
+        if kind == 0:
             texts.append(" ".join(next(prose) for _ in range(rng.randrange(2, 5))))
+        elif kind == 3:
+            texts.append("".join(next(prose_zh) for _ in range(rng.randrange(2, 5))))
         else:
-            instruction, input_text, answer = _task(rng)
-            style = STYLES[rng.choice(sorted(STYLES))]
-            texts.append(prompt_of(instruction, input_text) + " " + style(answer) + eos)
+            lang = "en" if kind < 3 else "zh"
+            instruction, input_text, answer = TASKS[lang](rng)
+            style = rng.choice([s for s, l in STYLE_LANGUAGE.items() if l == lang
+                                for _ in range(STYLE_WEIGHT.get(s, 1))])
+            texts.append(prompt_of(instruction, input_text) + " " + ALL_STYLES[style](answer) + eos)
     return texts
 
 
+TASKS: dict[str, Callable[[random.Random], tuple[str, str, str]]] = {
+    "en": _task, "zh": corpus_zh.task_zh,
+}
+ALL_STYLES: dict[str, Callable[[str], str]] = {**STYLES, **corpus_zh.STYLES_ZH}
+# Chinese dialogues answer plainly half of the time, so the base's own answer is the plain one and a
+# style adapter visibly changes it.
+STYLE_WEIGHT: dict[str, int] = {"neutral_zh": 2}
+STYLE_LANGUAGE: dict[str, str] = {
+    **{s: "en" for s in sorted(STYLES)}, **{s: "zh" for s in sorted(corpus_zh.STYLES_ZH)},
+}
+
+
 def tenant_dataset(style: str, seed: int, n: int) -> list[Record]:
-    """A tenant's instruction set: the shared tasks answered in that tenant's style."""
+    """A tenant's instruction set: the shared tasks of the style's language, in that style."""
     rng = random.Random(seed)
-    fmt = STYLES[style]
-    return [Record(i, inp, fmt(ans)) for i, inp, ans in (_task(rng) for _ in range(n))]
+    fmt = ALL_STYLES[style]
+    task = TASKS[STYLE_LANGUAGE[style]]
+    return [Record(i, inp, fmt(ans)) for i, inp, ans in (task(rng) for _ in range(n))]
 
 
 def write_jsonl(records: list[Record], path: Path) -> None:

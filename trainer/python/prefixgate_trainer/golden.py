@@ -17,6 +17,9 @@ PROMPTS: list[str] = [
     prompt_of("Greet the person.", "Nia"),
     prompt_of("List three tools."),
     "Ada paints a",
+    # The PEFT tutorial's own question, and a rare word whose characters split across byte tokens.
+    prompt_of("考试有哪些技巧？"),
+    prompt_of("重复这个词。", "琥珀"),
 ]
 
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,28 @@ def cases_by_id(golden: dict) -> dict[str, dict]:
 
 def adapter_dir(name: str) -> Path:
     return FIXTURES / "adapters" / name
+
+
+@pytest.fixture(scope="session")
+def rebuilt_fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture command's output, built once per session (minutes).
+
+    deploy/local/test starts the build in the background while Maven runs and hands its folder over
+    in PREFIXGATE_REBUILT_FIXTURES; without it the build runs here, in a fresh process so that the
+    command's kernel pins take effect.
+    """
+    given = os.environ.get("PREFIXGATE_REBUILT_FIXTURES")
+    if given:
+        out = Path(given)
+        log = out.with_name(out.name + ".log")
+    else:
+        out = tmp_path_factory.mktemp("rebuild") / "fx"
+        log = out.with_name("build.log")
+        with log.open("w") as f:
+            subprocess.run([sys.executable, "-m", "prefixgate_trainer.fixtures", "--out", str(out)],
+                           cwd=Path(__file__).resolve().parents[1], stdout=f, stderr=subprocess.STDOUT,
+                           check=False)
+    if not (out / "MANIFEST.json").exists():
+        tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+        pytest.fail(f"the fixture command did not produce {out}:\n{tail}")
+    return out

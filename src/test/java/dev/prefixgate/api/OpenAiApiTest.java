@@ -6,6 +6,7 @@ import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.hasItem;
 import static org.hamcrest.Matchers.not;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -132,6 +133,30 @@ class OpenAiApiTest {
     assertEquals(Golden.idsUntilEos("globex/1").size(), usage.get("completion_tokens").asInt());
     assertEquals(
         Golden.of("globex/1").get("prompt_ids").size(), usage.get("prompt_tokens").asInt());
+  }
+
+  /**
+   * The PEFT tutorial's question to the Chinese demo tenant streams its golden answer; its first
+   * characters are split across byte-level tokens, so no chunk may carry a broken character.
+   */
+  @Test
+  void streamingChineseAnswerNeverSplitsACharacter() throws Exception {
+    String body =
+        "{\"temperature\":0,\"stream\":true,"
+            + "\"messages\":[{\"role\":\"user\",\"content\":\"考试有哪些技巧？\"}]}";
+    Sse.Result r = Sse.post(chatUrl.toString(), "pg-demo-xuetang", body);
+    assertEquals(200, r.status());
+    StringBuilder text = new StringBuilder();
+    int pieces = 0;
+    for (JsonNode c : r.chunks()) {
+      String piece = c.at("/choices/0/delta/content").asText("");
+      assertFalse(piece.contains("\uFFFD"), "chunk " + pieces + ": " + piece);
+      text.append(piece);
+      if (!piece.isEmpty()) pieces++;
+    }
+    assertEquals(Golden.textUntilEos("xuetang/4"), text.toString());
+    assertTrue(text.toString().startsWith(" 同学你好！"), text.toString());
+    assertTrue(pieces > 3, "the answer must arrive in several chunks, got " + pieces);
   }
 
   @Test

@@ -51,6 +51,34 @@ class DetokenizerTest {
     assertTrue(pieces.contains(""), "some token must be held back");
   }
 
+  /**
+   * Every golden output, streamed token by token until eos, reassembles to the golden text with no
+   * U+FFFD in any piece; the Chinese goldens must contain tokens that end inside a character.
+   */
+  @Test
+  void goldenOutputsStreamWithoutBrokenCharacters() {
+    int eos = Fixtures.golden().get("eos_token_id").asInt();
+    int splitTokens = 0;
+    for (String id : Fixtures.caseIds()) {
+      var c = Fixtures.goldenCase(id);
+      String golden = c.get("text").asText();
+      String expected =
+          golden.contains("</s>") ? golden.substring(0, golden.indexOf("</s>")) : golden;
+      Detokenizer d = new Detokenizer(tok);
+      StringBuilder out = new StringBuilder();
+      for (int t : Fixtures.ints(c.get("new_ids"))) {
+        if (t == eos) break;
+        if (new String(tok.bytes(t), StandardCharsets.UTF_8).contains("\uFFFD")) splitTokens++;
+        String piece = d.next(t);
+        assertFalse(piece.contains("\uFFFD"), id + ": " + out);
+        out.append(piece);
+      }
+      out.append(d.flush());
+      assertEquals(expected, out.toString(), id);
+    }
+    assertTrue(splitTokens > 0, "no golden output splits a character across tokens");
+  }
+
   @Test
   void invalidBytesBecomeOneReplacementAndUnfinishedTailIsFlushed() {
     int lead = idOfByte(0xC3); // first byte of a two-byte character, alone
