@@ -9,7 +9,7 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from prefixgate_trainer import corpus, golden
+from prefixgate_trainer import corpus, golden, job
 from prefixgate_trainer.fingerprint import model_fingerprint
 
 from .conftest import MODEL_DIR
@@ -36,6 +36,11 @@ def test_job_trains_stock_peft_files_and_reports_progress(tmp_path: Path) -> Non
     assert metrics["eval_loss_adapter"] < metrics["eval_loss_base"]
     event = json.loads((tmp_path / "out" / "event.json").read_text())
     assert event["requestId"] == "r1" and event["baseModel"]["fingerprint"] == model_fingerprint(MODEL_DIR)
+    # The base is named, never located: no path of this machine in what the adapter records.
+    assert event["baseModel"]["name"] == MODEL_DIR.name
+    assert event["peftConfig"]["base_model_name_or_path"] == MODEL_DIR.name
+    assert metrics["held_out_records"] == 4 and len(metrics["samples"]) == 3
+    assert metrics["gate"]["passed"] is True and event["activate"] == "always"
     base, _ = golden.load_base(MODEL_DIR)
     PeftModel.from_pretrained(base, str(tmp_path / "out" / "adapter"))  # stock PEFT loads it
 
@@ -57,3 +62,35 @@ def test_malformed_dataset_fails_with_the_line_number(tmp_path: Path) -> None:
     r = _run(tmp_path, data)
     assert r.returncode == 2
     assert "dataset: line 3: invalid JSON" in r.stderr
+
+
+def test_held_out_split_is_seeded_and_disjoint() -> None:
+    records = corpus.tenant_dataset("json", seed=3, n=50)
+    train, held = job.split(records, seed=0)
+    assert len(held) == 5 and len(train) == 45
+    assert not {r.to_json() for r in held} & {r.to_json() for r in train}
+    assert job.split(records, seed=0) == (train, held)
+    assert held != records[-5:], "the held-out tenth is drawn, not the file's tail"
+    assert job.split(records[:1], seed=0) == (records[:1], records[:1])
+    assert len(job.split(corpus.tenant_dataset("json", seed=3, n=2000), seed=0)[1]) == job.MAX_HELD_OUT
+
+
+def test_gate_keeps_an_adapter_that_learned_too_little_inactive() -> None:
+    passed = job.gate("gate", 2.0, 0.5, 0.2, None, False)
+    assert passed["passed"] is True and "0.5000 vs base 2.0000" in str(passed["reason"])
+    held = job.gate("gate", 2.0, 1.7, 0.2, None, False)
+    assert held["passed"] is False and "not better than the base" in str(held["reason"])
+    assert "1.7000" in str(held["reason"]) and "1.6000" in str(held["reason"])
+    useless = job.gate("gate", 17.7, 7.2, 0.2, None, False)
+    assert useless["passed"] is False and "learned too little" in str(useless["reason"])
+    assert job.gate("gate", 17.7, 7.2, 0.2, None, False, max_eval_loss=8)["passed"] is True
+    assert job.gate("always", 2.0, 3.0, 0.2, None, False)["passed"] is True
+    assert job.gate("never", 2.0, 0.1, 0.2, None, False)["passed"] is False
+
+
+def test_if_better_compares_with_the_active_version_on_the_same_held_out_records() -> None:
+    worse = job.gate("if-better", 2.0, 0.5, 0.2, 0.55, True)
+    assert worse["passed"] is False and "active version" in str(worse["reason"])
+    assert job.gate("if-better", 2.0, 0.5, 0.2, 1.0, True)["passed"] is True
+    other = job.gate("if-better", 2.0, 0.5, 0.2, 0.1, False)
+    assert other["passed"] is True and "not compared" in str(other["reason"])

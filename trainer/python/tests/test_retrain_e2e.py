@@ -31,10 +31,11 @@ def _answer(g: Gateway) -> str:
 
 
 def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict:
+    """Polls the job view until a final state (and, unless failed, its registry version) shows."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         job = httpx.get(f"{g.url}/admin/jobs/{job_id}", headers=ADMIN).json()
-        if job["state"] in ("succeeded", "failed") and (job["state"] == "failed" or job.get("adapterVersion")):
+        if job["state"] == "failed" or (job["state"] in ("succeeded", "not_activated") and job.get("adapterVersion")):
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish: {job}")
@@ -154,6 +155,69 @@ def test_a_worker_killed_mid_job_is_replaced_and_one_version_results(tmp_path: P
         assert job["state"] == "succeeded", log.read_text()[-3000:]
         versions = httpx.get(g.url + "/admin/tenants/globex/adapters/formal", headers=ADMIN).json()
         assert [v["version"] for v in versions] == [1, 2], versions
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        g.stop()
+
+
+EXAMPLES = ROOT / "trainer" / "examples"
+ZH_HYPER = {"numVirtualTokens": 10, "maxSteps": 200, "batchSize": 8, "gradAccum": 1}
+
+
+def _chat(g: Gateway, key: str, model: str, question: str) -> str:
+    r = httpx.post(g.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                   json={"model": model, "temperature": 0, "messages": [{"role": "user", "content": question}]})
+    assert r.status_code == 200, r.text
+    return r.json()["choices"][0]["message"]["content"].strip()
+
+
+def _retrain(g: Gateway, tenant: str, adapter: str, dataset: Path) -> dict:
+    ds = httpx.post(f"{g.url}/admin/tenants/{tenant}/datasets?name={dataset.stem}",
+                    headers={**ADMIN, "Content-Type": "application/x-ndjson"}, content=dataset.read_bytes()).json()
+    r = httpx.post(f"{g.url}/admin/tenants/{tenant}/retrain", headers=ADMIN,
+                   json={"adapter": adapter, "datasetId": ds["id"], "hyperParameters": ZH_HYPER})
+    assert r.status_code == 202, r.text
+    return _wait_job(g, r.json()["id"])
+
+
+def test_chinese_tutorial_retrain_goes_live_and_random_answers_stay_inactive(tmp_path: Path) -> None:
+    """The tutorial's scenario on the demo: Chinese exam data trains an adapter that answers with the
+    trained answer and goes live; random answers train one the quality gate keeps inactive."""
+    require_jar()
+    require_broker()
+    g = Gateway(tmp_path / "gw").start()
+    log = tmp_path / "worker.log"
+    worker = start_worker(g.topics, log)
+    try:
+        records = [json.loads(line) for line in (EXAMPLES / "exam-zh.jsonl").read_text().splitlines()]
+        answer = records[0]["output"]
+        assert {r["output"] for r in records} == {answer}
+        started = time.time()
+        job = _retrain(g, "xuetang", "exam", EXAMPLES / "exam-zh.jsonl")
+        took = time.time() - started
+        print(f"Chinese retrain request to live adapter: {took:.1f} s; metrics {job['metrics']}")
+        (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+        (ROOT / "bench" / "results" / "retrain-zh.json").write_text(json.dumps(
+            {"seconds": round(took, 1), "metrics": job["metrics"]}, ensure_ascii=False) + "\n")
+        assert job["state"] == "succeeded", (job, log.read_text()[-3000:])
+        assert job["metrics"]["gate"]["passed"] is True
+        assert job["metrics"]["eval_loss_adapter"] < job["metrics"]["eval_loss_base"]
+        for question in sorted({r["instruction"] for r in records}):
+            assert _chat(g, "pg-demo-xuetang", "exam", question) == answer, question
+        version = httpx.get(g.url + "/admin/tenants/xuetang/adapters/exam", headers=ADMIN).json()[0]
+        assert version["status"] == "ACTIVE" and version["metrics"]["gate"]["passed"] is True
+        assert version["baseModel"] == "tiny-bloom" and len(version["baseFingerprint"]) == 64
+
+        job = _retrain(g, "xuetang", "noise", EXAMPLES / "random-zh.jsonl")
+        print(f"random answers: {job['state']}: {job['reason']}")
+        assert job["state"] == "not_activated", (job, log.read_text()[-3000:])
+        m = job["metrics"]
+        assert f"{m['eval_loss_adapter']:.4f}" in job["reason"] and f"{m['eval_loss_base']:.4f}" in job["reason"]
+        versions = httpx.get(g.url + "/admin/tenants/xuetang/adapters/noise", headers=ADMIN).json()
+        assert [(v["version"], v["status"]) for v in versions] == [(1, "REGISTERED")]
+        models = httpx.get(g.url + "/v1/models", headers={"Authorization": "Bearer pg-demo-xuetang"}).json()
+        assert "noise" not in {m["id"] for m in models["data"]}
     finally:
         worker.terminate()
         worker.wait(timeout=30)

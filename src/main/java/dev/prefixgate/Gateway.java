@@ -1,6 +1,7 @@
 package dev.prefixgate;
 
 import dev.prefixgate.adapter.PrefixCache;
+import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.BloomModel;
 import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.EngineOptions;
@@ -8,6 +9,8 @@ import io.quarkus.runtime.Startup;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 
 /**
@@ -18,6 +21,7 @@ import java.nio.file.Path;
 @ApplicationScoped
 public class Gateway {
   private final BloomModel model;
+  private final BaseModel base;
   private final Engine engine;
   private final PrefixCache cache;
 
@@ -35,12 +39,23 @@ public class Gateway {
             e.maxQueue(),
             e.maxContext());
     this.model = BloomModel.load(Path.of(config.model().dir()), options);
+    try {
+      this.base = BaseModel.of(model, config.model().name().orElse(null));
+    } catch (IOException io) {
+      model.close();
+      throw new UncheckedIOException("cannot fingerprint the model in " + model.dir(), io);
+    }
     this.engine = new Engine(model, options);
     this.cache = new PrefixCache(config.cache().maxBytes());
   }
 
   public BloomModel model() {
     return model;
+  }
+
+  /** The served model's name and fingerprint, as adapters and events are checked against. */
+  public BaseModel base() {
+    return base;
   }
 
   public Engine engine() {

@@ -67,6 +67,12 @@ public interface PrefixgateConfig {
     /** Name reported as the base model in {@code /v1/models}. */
     @WithDefault("base")
     String baseName();
+
+    /**
+     * What the registry records as an adapter's base model, with the model's fingerprint (default:
+     * the model directory's folder name; never a path).
+     */
+    Optional<String> name();
   }
 
   interface EngineSettings {
@@ -117,7 +123,7 @@ public interface PrefixgateConfig {
   }
 
   interface Demo {
-    /** Seed the demo tenants (acme, globex, initech) with fixed, documented keys at start-up. */
+    /** Seed the demo tenants (acme, globex, initech, xuetang) with fixed, documented keys. */
     @WithDefault("false")
     boolean enabled();
 

@@ -7,7 +7,6 @@ import com.networknt.schema.ValidationMessage;
 import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.engine.AdapterFormatException;
-import dev.prefixgate.engine.ModelFingerprint;
 import dev.prefixgate.engine.PrefixAdapter;
 import dev.prefixgate.tenant.Tenants;
 import io.quarkus.runtime.StartupEvent;
@@ -78,7 +77,7 @@ public class AdapterEvents {
     PrefixgateConfig.Kafka k = config.kafka();
     if (!k.enabled()) return;
     schema = EventSchemas.load("adapter-event");
-    fingerprint = ModelFingerprint.of(gateway.model().dir(), gateway.model().config());
+    fingerprint = gateway.base().fingerprint();
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, messageLimit(k));
@@ -266,7 +265,14 @@ public class AdapterEvents {
             };
         AdapterRegistry.Registered r =
             registry.register(
-                tenant, name, adapterConfig, weights, gateway.model().config(), "kafka", activate);
+                tenant,
+                name,
+                adapterConfig,
+                weights,
+                gateway.base(),
+                "kafka",
+                activate,
+                event.has("metrics") ? event.get("metrics").toString() : null);
         if (r.created()) {
           LOG.info(
               "adapter "

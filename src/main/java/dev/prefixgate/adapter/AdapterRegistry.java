@@ -1,7 +1,7 @@
 package dev.prefixgate.adapter;
 
 import dev.prefixgate.engine.AdapterFormatException;
-import dev.prefixgate.engine.ModelConfig;
+import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.PrefixAdapter;
 import io.quarkus.panache.common.Sort;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -18,6 +18,9 @@ import java.util.Optional;
 @ApplicationScoped
 public class AdapterRegistry {
 
+  /** Column size of {@code adapter.metrics}. */
+  static final int MAX_METRICS_CHARS = 16000;
+
   /** Result of a registration: the stored version and whether this call created it. */
   public record Registered(AdapterVersion adapter, boolean created) {}
 
@@ -26,6 +29,8 @@ public class AdapterRegistry {
    * {@code name}, or returns the existing version with the same digest (idempotent). Row and blob
    * are written in one transaction; a refused adapter leaves nothing behind.
    *
+   * @param base the served model: shapes to check against, and the identity recorded
+   * @param metricsJson training metrics to keep with a new version (JSON), or null
    * @throws AdapterFormatException when the files are malformed or do not fit the served model
    */
   @Transactional
@@ -34,11 +39,12 @@ public class AdapterRegistry {
       String name,
       byte[] adapterConfig,
       byte[] safetensors,
-      ModelConfig model,
+      BaseModel base,
       String source,
-      boolean activate)
+      boolean activate,
+      String metricsJson)
       throws AdapterFormatException {
-    PrefixAdapter parsed = PrefixAdapter.read(adapterConfig, safetensors, model);
+    PrefixAdapter parsed = PrefixAdapter.read(adapterConfig, safetensors, base.config());
     AdapterVersion existing =
         AdapterVersion.find(
                 "tenantId = ?1 and name = ?2 and digest = ?3", tenantId, name, parsed.digest())
@@ -62,7 +68,12 @@ public class AdapterRegistry {
     v.version = last == null ? 1 : last.version + 1;
     v.digest = parsed.digest();
     v.numVirtualTokens = parsed.numVirtualTokens();
-    v.baseModel = parsed.baseModel();
+    // The served base it was checked against; adapter_config.json's name may be a trainer's path.
+    v.baseModel = base.name();
+    v.baseFingerprint = base.fingerprint();
+    // Metrics are informative, never a reason to refuse an adapter: oversize ones are dropped.
+    v.metrics =
+        metricsJson != null && metricsJson.length() <= MAX_METRICS_CHARS ? metricsJson : null;
     v.status = AdapterVersion.Status.REGISTERED;
     v.source = source;
     v.createdAt = Instant.now();

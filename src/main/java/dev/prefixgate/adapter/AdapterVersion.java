@@ -41,8 +41,13 @@ public class AdapterVersion extends PanacheEntityBase {
   @Column(name = "num_virtual_tokens", nullable = false)
   public int numVirtualTokens;
 
+  /** The served base model's configured name when this version was registered. */
   @Column(name = "base_model")
   public String baseModel;
+
+  /** That base model's {@link dev.prefixgate.engine.ModelFingerprint}. */
+  @Column(name = "base_fingerprint")
+  public String baseFingerprint;
 
   @Enumerated(EnumType.STRING)
   @Column(nullable = false)
@@ -52,7 +57,7 @@ public class AdapterVersion extends PanacheEntityBase {
   @Column(nullable = false)
   public String source;
 
-  /** Training metrics as JSON, when known. */
+  /** Training metrics as JSON (held-out eval losses, samples, the gate's verdict), when known. */
   public String metrics;
 
   @Column(name = "created_at", nullable = false)

@@ -45,7 +45,18 @@ public class AdminAdaptersResource {
   @Inject RetrainRequests retrain;
   @Inject PrefixgateConfig config;
 
-  public record Retrain(String adapter, String datasetId, JsonNode hyperParameters) {}
+  /**
+   * A retrain request. {@code activate}: gate (default: live only when its held-out loss beats the
+   * base's by {@code minImprovement} and is at most {@code maxEvalLoss}), if-better (and beats the
+   * active version), always, never.
+   */
+  public record Retrain(
+      String adapter,
+      String datasetId,
+      JsonNode hyperParameters,
+      String activate,
+      Double minImprovement,
+      Double maxEvalLoss) {}
 
   public record AdapterView(
       String name,
@@ -55,6 +66,8 @@ public class AdminAdaptersResource {
       String status,
       String source,
       String baseModel,
+      String baseFingerprint,
+      JsonNode metrics,
       Instant createdAt) {
     static AdapterView of(AdapterVersion a) {
       return new AdapterView(
@@ -65,6 +78,8 @@ public class AdminAdaptersResource {
           a.status.name(),
           a.source,
           a.baseModel,
+          a.baseFingerprint,
+          Json.tree(a.metrics),
           a.createdAt);
     }
   }
@@ -120,7 +135,7 @@ public class AdminAdaptersResource {
       weights = read(model, "adapter_model");
     }
     AdapterRegistry.Registered r =
-        registry.register(tenant, name, cfg, weights, gateway.model().config(), "upload", activate);
+        registry.register(tenant, name, cfg, weights, gateway.base(), "upload", activate, null);
     return Response.status(r.created() ? 201 : 200).entity(AdapterView.of(r.adapter())).build();
   }
 
@@ -232,9 +247,17 @@ public class AdminAdaptersResource {
                 () ->
                     ApiError.notFound(
                         "dataset '" + req.datasetId() + "' of tenant '" + tenant + "'"));
+    RetrainRequests.Activation activation;
+    try {
+      activation =
+          new RetrainRequests.Activation(req.activate(), req.minImprovement(), req.maxEvalLoss());
+    } catch (IllegalArgumentException e) {
+      // The message starts with the field it names ("activate 'x' is not one of ...").
+      throw ApiError.invalid(e.getMessage().split(" ", 2)[0], e.getMessage());
+    }
     String url = config.admin().publicUrl() + "/admin/tenants/" + tenant + "/datasets/" + d.id;
     try {
-      TrainingJob job = retrain.submit(d, req.adapter(), req.hyperParameters(), url);
+      TrainingJob job = retrain.submit(d, req.adapter(), req.hyperParameters(), activation, url);
       return Response.status(202).entity(AdminJobsResource.JobView.of(job)).build();
     } catch (RetrainRequests.Unavailable e) {
       throw new ApiError(503, "server_error", "broker_unavailable", null, e.getMessage());

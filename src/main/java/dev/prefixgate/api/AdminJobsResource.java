@@ -1,5 +1,6 @@
 package dev.prefixgate.api;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.prefixgate.retrain.RetrainRequests;
 import dev.prefixgate.retrain.TrainingJob;
 import jakarta.inject.Inject;
@@ -29,6 +30,7 @@ public class AdminJobsResource {
       String reason,
       Integer adapterVersion,
       String digest,
+      JsonNode metrics,
       Instant createdAt,
       Instant updatedAt) {
     static JobView of(TrainingJob j) {
@@ -45,6 +47,7 @@ public class AdminJobsResource {
           j.reason,
           j.adapterVersion,
           j.digest,
+          Json.tree(j.metrics),
           j.createdAt,
           j.updatedAt);
     }

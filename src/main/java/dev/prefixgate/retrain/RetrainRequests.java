@@ -53,6 +53,9 @@ public class RetrainRequests {
     }
   }
 
+  /** Job states that no later event changes. */
+  static final Set<String> FINAL = Set.of("succeeded", "not_activated", "failed");
+
   @Inject PrefixgateConfig config;
   @Inject AdapterRegistry registry;
 
@@ -97,7 +100,11 @@ public class RetrainRequests {
    * @throws IllegalArgumentException when the request does not match the schema
    */
   public TrainingJob submit(
-      Dataset dataset, String adapter, JsonNode hyperParameters, String datasetUrl) {
+      Dataset dataset,
+      String adapter,
+      JsonNode hyperParameters,
+      Activation activation,
+      String datasetUrl) {
     if (producer == null) {
       throw new Unavailable(
           "retraining needs Kafka: set prefixgate.kafka.enabled=true and start a broker", null);
@@ -111,6 +118,7 @@ public class RetrainRequests {
         .put("url", datasetUrl);
     if (hyperParameters != null && !hyperParameters.isNull())
       req.set("hyperParameters", hyperParameters);
+    req.set("activation", activationOf(dataset.tenantId, adapter, activation));
     Set<ValidationMessage> errors = requestSchema.validate(req);
     if (!errors.isEmpty()) {
       throw new IllegalArgumentException(
@@ -133,6 +141,64 @@ public class RetrainRequests {
           e);
     }
     return createJob(requestId, dataset, adapter, hyperParameters);
+  }
+
+  /**
+   * How a retrained version may go live (see {@code prefixgate_trainer.job}).
+   *
+   * @param policy gate (default), if-better, always or never
+   * @param minImprovement relative held-out loss improvement required, or null for the default
+   * @param maxEvalLoss held-out loss (nats per answer token) not to exceed, or null for the default
+   */
+  public record Activation(String policy, Double minImprovement, Double maxEvalLoss) {
+    public static final List<String> POLICIES = List.of("gate", "if-better", "always", "never");
+
+    public Activation {
+      if (policy == null) policy = "gate";
+      if (!POLICIES.contains(policy)) {
+        throw new IllegalArgumentException(
+            "activate '" + policy + "' is not one of " + String.join(", ", POLICIES));
+      }
+      if (minImprovement != null && !(minImprovement >= 0 && minImprovement < 1)) {
+        throw new IllegalArgumentException(
+            "minImprovement " + minImprovement + " is not in [0, 1)");
+      }
+      if (maxEvalLoss != null && !(maxEvalLoss > 0 && maxEvalLoss < 1e6)) {
+        throw new IllegalArgumentException("maxEvalLoss " + maxEvalLoss + " is not in (0, 1e6)");
+      }
+    }
+  }
+
+  /** The request's activation block; if-better carries the active version's held-out score. */
+  private ObjectNode activationOf(String tenant, String adapter, Activation a) {
+    ObjectNode n = JSON.createObjectNode().put("policy", a.policy());
+    if (a.minImprovement() != null) n.put("minImprovement", a.minImprovement());
+    if (a.maxEvalLoss() != null) n.put("maxEvalLoss", a.maxEvalLoss());
+    if (a.policy().equals("if-better")) {
+      registry
+          .active(tenant, adapter)
+          .ifPresent(
+              v -> {
+                JsonNode m = parse(v.metrics);
+                if (m.path("eval_loss_adapter").isNumber()
+                    && m.path("held_out_sha256").isTextual()) {
+                  n.putObject("baseline")
+                      .put("version", v.version)
+                      .put("evalLoss", m.get("eval_loss_adapter").asDouble())
+                      .put("heldOutSha256", m.get("held_out_sha256").asText());
+                }
+              });
+    }
+    return n;
+  }
+
+  private static JsonNode parse(String json) {
+    if (json == null) return JSON.missingNode();
+    try {
+      return JSON.readTree(json);
+    } catch (IOException e) {
+      return JSON.missingNode();
+    }
   }
 
   @Transactional
@@ -187,14 +253,18 @@ public class RetrainRequests {
     TrainingJob job = TrainingJob.find("requestId", s.get("requestId").asText()).firstResult();
     if (job == null) return;
     String state = s.get("state").asText();
-    if (job.state.equals("succeeded") || job.state.equals("failed")) return; // final states stay
+    if (FINAL.contains(job.state)) return; // final states stay
     job.state = state;
     if (s.has("progress")) job.progress = s.get("progress").asDouble();
     if (s.has("step")) job.step = s.get("step").asInt();
     if (s.has("loss")) job.loss = s.get("loss").asDouble();
     if (s.has("reason")) job.reason = truncate(s.get("reason").asText());
     if (s.has("digest")) job.digest = s.get("digest").asText();
-    if (state.equals("succeeded")) job.progress = 100;
+    if (s.has("metrics")) {
+      String m = s.get("metrics").toString();
+      job.metrics = m.length() <= TrainingJob.MAX_METRICS_CHARS ? m : null;
+    }
+    if (FINAL.contains(state) && !state.equals("failed")) job.progress = 100;
     job.adapterVersion = versionOf(job);
     job.updatedAt = Instant.now();
   }

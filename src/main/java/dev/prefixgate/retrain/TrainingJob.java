@@ -25,7 +25,13 @@ public class TrainingJob extends PanacheEntityBase {
   @Column(name = "dataset_id", nullable = false)
   public String datasetId;
 
-  /** queued, running, succeeded, failed. */
+  /** Column size of {@code metrics}. */
+  public static final int MAX_METRICS_CHARS = 16000;
+
+  /**
+   * queued, running, succeeded, not_activated (trained and registered, kept inactive by the quality
+   * gate), failed.
+   */
   @Column(nullable = false)
   public String state;
 
@@ -39,6 +45,9 @@ public class TrainingJob extends PanacheEntityBase {
 
   @Column(name = "adapter_version")
   public Integer adapterVersion;
+
+  /** The trainer's held-out evaluation (JSON): eval losses, greedy samples, the gate's verdict. */
+  public String metrics;
 
   @Column(name = "hyper_parameters")
   public String hyperParameters;

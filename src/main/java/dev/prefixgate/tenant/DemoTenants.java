@@ -24,6 +24,7 @@ public class DemoTenants {
     {"acme", "pirate", "pg-demo-acme"},
     {"globex", "formal", "pg-demo-globex"},
     {"initech", "json", "pg-demo-initech"},
+    {"xuetang", "tutor", "pg-demo-xuetang"},
   };
 
   @Inject PrefixgateConfig config;
@@ -43,9 +44,10 @@ public class DemoTenants {
           d[1],
           Files.readAllBytes(adapter.resolve("adapter_config.json")),
           Files.readAllBytes(adapter.resolve("adapter_model.safetensors")),
-          gateway.model().config(),
+          gateway.base(),
           "demo",
-          registry.active(d[0], d[1]).isEmpty());
+          registry.active(d[0], d[1]).isEmpty(),
+          null);
       LOG.info("demo tenant " + d[0] + ": key " + d[2] + ", default adapter '" + d[1] + "'");
     }
   }

@@ -129,7 +129,7 @@ final class Worker implements AutoCloseable {
         for (ConsumerRecord<String, String> r : status.poll(Duration.ofMillis(500))) {
           try {
             JsonNode s = JSON.readTree(r.value());
-            if ("succeeded".equals(s.path("state").asText()))
+            if (Set.of("succeeded", "not_activated").contains(s.path("state").asText()))
               succeeded.add(s.path("requestId").asText());
           } catch (IOException ignored) {
             // not ours to judge: the gateway validates status events
@@ -189,7 +189,7 @@ final class Worker implements AutoCloseable {
 
   private void train(JsonNode req) throws Exception {
     String requestId = req.get("requestId").asText();
-    status(req, "running", 0, null, null, null, null);
+    status(req, Status.running(0, null, null));
     Path dir = Files.createTempDirectory(cfg.workDir(), "retrain-");
     Path dataset = dir.resolve("dataset.jsonl");
     Files.write(dataset, fetchDataset(req.get("dataset")));
@@ -223,6 +223,7 @@ final class Worker implements AutoCloseable {
     for (String[] f : flags) {
       if (hp.has(f[0])) cmd.addAll(List.of(f[1], hp.get(f[0]).asText()));
     }
+    cmd.addAll(activationFlags(req.path("activation")));
     log.println(
         "worker: request "
             + requestId
@@ -254,7 +255,7 @@ final class Worker implements AutoCloseable {
             "worker: %s %5.1f%% step %d/%d loss %.4f%n",
             bar(pct), pct, step, total, p.get("loss").asDouble());
         if (System.currentTimeMillis() - lastSent > 500 || step == total) {
-          status(req, "running", Math.min(99.0, pct), step, p.get("loss").asDouble(), null, null);
+          status(req, Status.running(Math.min(99.0, pct), step, p.get("loss").asDouble()));
           lastSent = System.currentTimeMillis();
         }
       }
@@ -280,16 +281,26 @@ final class Worker implements AutoCloseable {
     producer
         .send(new ProducerRecord<>(cfg.adaptersTopic(), key, event.toString()))
         .get(30, TimeUnit.SECONDS);
-    ObjectNode done =
-        status(
-            req,
-            "succeeded",
-            100,
-            null,
-            event.at("/metrics/train_loss").asDouble(),
-            event.get("sha256").asText(),
-            null);
-    log.println("worker: request " + requestId + " succeeded: " + done);
+    // The job decided activation (its event says "always" or "never"); the state tells which.
+    ObjectNode done = status(req, Status.finished(event));
+    log.println("worker: request " + requestId + " " + done.get("state").asText() + ": " + done);
+  }
+
+  /** The request's activation policy as job flags (absent: the job's own default, the gate). */
+  static List<String> activationFlags(JsonNode activation) {
+    List<String> flags = new ArrayList<>();
+    if (activation.has("policy"))
+      flags.addAll(List.of("--activate", activation.get("policy").asText()));
+    if (activation.has("minImprovement"))
+      flags.addAll(List.of("--min-improvement", activation.get("minImprovement").asText()));
+    if (activation.has("maxEvalLoss"))
+      flags.addAll(List.of("--max-eval-loss", activation.get("maxEvalLoss").asText()));
+    JsonNode baseline = activation.path("baseline");
+    if (baseline.has("evalLoss")) {
+      flags.addAll(List.of("--baseline-loss", baseline.get("evalLoss").asText()));
+      flags.addAll(List.of("--baseline-heldout", baseline.path("heldOutSha256").asText()));
+    }
+    return flags;
   }
 
   private byte[] fetchDataset(JsonNode d) throws Exception {
@@ -321,32 +332,58 @@ final class Worker implements AutoCloseable {
   private void fail(JsonNode req, String reason) {
     log.println("worker: request " + req.path("requestId").asText() + " failed: " + reason);
     try {
-      status(req, "failed", 0, null, null, null, reason);
+      status(req, Status.failed(reason));
     } catch (Exception e) {
       log.println("worker: could not publish the failure: " + e.getMessage());
     }
   }
 
-  /** Publishes a training-status event (synchronously) and returns it. */
-  private ObjectNode status(
-      JsonNode req,
+  /** One training-status event's content (deploy/schemas/training-status.schema.json). */
+  record Status(
       String state,
       double progress,
       Integer step,
       Double loss,
       String digest,
-      String reason)
-      throws Exception {
+      String reason,
+      JsonNode metrics) {
+    static Status running(double progress, Integer step, Double loss) {
+      return new Status("running", progress, step, loss, null, null, null);
+    }
+
+    static Status failed(String reason) {
+      return new Status("failed", 0, null, null, null, reason, null);
+    }
+
+    /** Trained and published: live ({@code succeeded}) or kept inactive by the quality gate. */
+    static Status finished(JsonNode event) {
+      JsonNode metrics = event.path("metrics");
+      JsonNode gate = metrics.path("gate");
+      boolean live = gate.path("passed").asBoolean(true);
+      return new Status(
+          live ? "succeeded" : "not_activated",
+          100,
+          null,
+          metrics.path("train_loss").asDouble(),
+          event.get("sha256").asText(),
+          live ? null : gate.path("reason").asText("the quality gate kept it inactive"),
+          metrics.isMissingNode() ? null : metrics);
+    }
+  }
+
+  /** Publishes a training-status event (synchronously) and returns it. */
+  private ObjectNode status(JsonNode req, Status st) throws Exception {
     ObjectNode s = JSON.createObjectNode();
     s.put("requestId", req.path("requestId").asText())
         .put("tenant", req.path("tenant").asText())
-        .put("state", state)
-        .put("progress", progress)
+        .put("state", st.state())
+        .put("progress", st.progress())
         .put("at", Instant.now().toString());
-    if (step != null) s.put("step", step);
-    if (loss != null && Double.isFinite(loss)) s.put("loss", loss);
-    if (digest != null) s.put("digest", digest);
-    if (reason != null) s.put("reason", reason);
+    if (st.step() != null) s.put("step", st.step());
+    if (st.loss() != null && Double.isFinite(st.loss())) s.put("loss", st.loss());
+    if (st.digest() != null) s.put("digest", st.digest());
+    if (st.reason() != null) s.put("reason", st.reason());
+    if (st.metrics() != null) s.set("metrics", st.metrics());
     producer
         .send(new ProducerRecord<>(cfg.statusTopic(), s.get("requestId").asText(), s.toString()))
         .get(30, TimeUnit.SECONDS);
