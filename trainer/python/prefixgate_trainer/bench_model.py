@@ -2,7 +2,8 @@
 
     python -m prefixgate_trainer.bench_model --out ../../bench/models/bloom-560m-random
 
-Random weights are fine for speed: decode cost depends on shapes, not values. Never committed
+The graph computes logits for the last position only (see export.py); `--all-logits` writes the
+optimum layout instead, for comparisons. Random weights are fine for speed: decode cost depends on shapes, not values. Never committed
 (about 4.5 GB); bench/models/ is git-ignored. The demo tokenizer is reused: its ids are a subset of
 the 250880-row vocabulary, just as BLOOM's own tokenizer is smaller than its padded embedding.
 """
@@ -29,6 +30,7 @@ def build(
     n_layer: int = 24,
     n_head: int = 16,
     num_virtual_tokens: int = 16,
+    last_logits: bool = True,
 ) -> None:
     torch.manual_seed(0)
     model_dir = out / "model"
@@ -41,7 +43,7 @@ def build(
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(DEMO_MODEL / name, model_dir / name)
     big = vocab * hidden * 4 > 1_000_000_000
-    export.export_onnx(model, model_dir / "model.onnx", external_data=big)
+    export.export_onnx(model, model_dir / "model.onnx", external_data=big, last_logits=last_logits)
     model.name_or_path = model.config.name_or_path
     peft = get_peft_model(
         model,
@@ -56,7 +58,13 @@ def build(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    build(parser.parse_args().out)
+    parser.add_argument(
+        "--all-logits",
+        action="store_true",
+        help="logits for every position, as optimum exports them (default: last position only)",
+    )
+    args = parser.parse_args()
+    build(args.out, last_logits=not args.all_logits)
 
 
 if __name__ == "__main__":
