@@ -5,7 +5,11 @@ public final class QueueFullException extends RuntimeException {
   private final int queued;
 
   public QueueFullException(int queued) {
-    super("server busy: " + queued + " requests already waiting");
+    this("server busy: " + queued + " requests already waiting", queued);
+  }
+
+  public QueueFullException(String message, int queued) {
+    super(message);
     this.queued = queued;
   }
 

@@ -7,27 +7,51 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
+import java.util.function.ToIntFunction;
 
 /**
  * Bounded admission queue with per-tenant fairness: one FIFO per tenant, served round-robin, so a
  * tenant's burst only delays that tenant's own requests. Thread-safe; submitters add, the engine
  * thread takes.
+ *
+ * <p>Two rules keep one tenant from crowding out the others. In the queue: a tenant may have at
+ * most {@code perTenant} requests waiting, and a tenant with nothing waiting is always let in, even
+ * when the global bound is reached, so a burst from one tenant never answers another tenant's
+ * single request with a 429 (the queue can exceed its bound by at most one request per tenant). In
+ * admission: {@link #poll} first offers rows only to tenants below their fair share; a tenant at or
+ * above it is admitted only when no other waiting tenant can be.
  */
 final class Scheduler {
   private final int capacity;
+  private final int perTenant;
   private final Map<String, ArrayDeque<Sequence>> byTenant = new LinkedHashMap<>();
   private final List<String> ring = new ArrayList<>(); // tenants with waiting requests
   private int cursor;
   private int size;
 
   Scheduler(int capacity) {
+    this(capacity, capacity);
+  }
+
+  Scheduler(int capacity, int perTenant) {
     this.capacity = capacity;
+    this.perTenant = perTenant;
   }
 
   synchronized void add(Sequence s) {
-    if (size >= capacity) throw new QueueFullException(size);
-    ArrayDeque<Sequence> q = byTenant.computeIfAbsent(s.request.tenant(), t -> new ArrayDeque<>());
-    if (q.isEmpty()) ring.add(s.request.tenant());
+    String tenant = s.request.tenant();
+    ArrayDeque<Sequence> q = byTenant.get(tenant);
+    int mine = q == null ? 0 : q.size();
+    if (mine >= perTenant) {
+      throw new QueueFullException(
+          "server busy: tenant " + tenant + " already has " + mine + " requests waiting", mine);
+    }
+    if (mine > 0 && size >= capacity) throw new QueueFullException(size);
+    if (q == null) {
+      q = new ArrayDeque<>();
+      byTenant.put(tenant, q);
+      ring.add(tenant);
+    }
     q.addLast(s);
     size++;
     notifyAll();
@@ -37,17 +61,37 @@ final class Scheduler {
     return size;
   }
 
+  /** Takes the next request in round-robin tenant order whose head fits; see {@link #poll}. */
+  synchronized Sequence poll(Predicate<Sequence> fits) {
+    return poll(fits, t -> 0, Integer.MAX_VALUE, Integer.MAX_VALUE);
+  }
+
   /**
    * Takes the next request in round-robin tenant order whose head fits; skips tenants whose head
    * does not fit, so a large request does not block smaller ones of other tenants.
+   *
+   * @param running rows each tenant holds now (including ones admitted in this round)
+   * @param shareRows a tenant holding this many rows is passed over while another tenant can be
+   *     admitted
+   * @param maxRows a tenant holding this many rows is never admitted
    */
-  synchronized Sequence poll(Predicate<Sequence> fits) {
+  synchronized Sequence poll(
+      Predicate<Sequence> fits, ToIntFunction<String> running, int shareRows, int maxRows) {
+    Sequence s = take(fits, running, shareRows, maxRows);
+    return s != null ? s : take(fits, running, maxRows, maxRows);
+  }
+
+  private Sequence take(
+      Predicate<Sequence> fits, ToIntFunction<String> running, int limit, int maxRows) {
     for (int tried = 0; tried < ring.size(); tried++) {
       int i = (cursor + tried) % ring.size();
       String tenant = ring.get(i);
       ArrayDeque<Sequence> q = byTenant.get(tenant);
       Sequence head = q.peekFirst();
-      if (!fits.test(head)) continue;
+      if (!head.cancelled) {
+        int held = running.applyAsInt(tenant);
+        if (held >= limit || held >= maxRows || !fits.test(head)) continue;
+      }
       q.pollFirst();
       size--;
       if (q.isEmpty()) {
