@@ -103,6 +103,10 @@ public final class BloomModel implements AutoCloseable {
                   + config.hiddenSize()
                   + ", vocab "
                   + config.vocabSize()
+                  + ", logits "
+                  + (model.contract.logitsLayout() == GraphContract.LogitsLayout.LAST_POSITION
+                      ? "at the last position only"
+                      : "at every position")
                   + ") on "
                   + "the "
                   + model.provider

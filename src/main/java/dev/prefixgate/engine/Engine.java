@@ -2,8 +2,6 @@ package dev.prefixgate.engine;
 
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.util.ArrayList;
@@ -22,20 +20,32 @@ import java.util.logging.Logger;
  * <p>Data flow per iteration, on the single engine thread:
  *
  * <ol>
- *   <li>admit waiting requests (round-robin across tenants) while rows and the KV token budget
- *       allow;
+ *   <li>admit waiting requests (round-robin across tenants, a fair share of rows per tenant while
+ *       others wait) while rows, the KV token budget and the memory budget allow;
  *   <li>prefill the newcomers as one left-padded batch: past = their prefixes right-aligned, input
- *       = their prompts right-aligned; sample each one's first token;
+ *       = their prompts right-aligned; sample each one's first token. A prompt wider than the
+ *       per-run token limit is prefilled in several runs over its columns, each extending the KV of
+ *       the previous one;
  *   <li>rebuild the running batch's KV when rows joined or left (copy each row's columns,
- *       right-aligned, into the spare buffers);
+ *       right-aligned, into the spare buffers; a joining row brings only its prefix and prompt
+ *       columns, never the padding its prefill batch needed);
  *   <li>one decode step for all rows: one ONNX Runtime run, one token per row.
  * </ol>
  *
  * <p>Layout: the batch KV is {@code (rows, n_head, T, head_dim)} per layer, each row right-aligned
- * with zero padding in front and mask 0 there. BLOOM's ALiBi positions come from the cumulative
- * mask, so padding changes nothing. Two buffer sets alternate: the step reads past from one and ORT
- * writes present into the other (pinned outputs), so the hot loop allocates nothing and copies
- * nothing.
+ * with zero padding in front and mask 0 there; inside a row every column is attended. BLOOM's ALiBi
+ * positions come from the cumulative mask, so padding changes nothing. Two buffer sets alternate:
+ * the step reads past from one and ORT writes present into the other (pinned outputs), so the hot
+ * loop allocates nothing and copies nothing.
+ *
+ * <p>Memory: every buffer comes from one {@link EngineMemory} budget. Admission plans each request
+ * against it (both KV arenas at the batch's widest reservation, plus prefill buffers); a request
+ * that could never fit is refused at {@link #submit}. A buffer that still cannot be had while
+ * newcomers are prefilled or joined fails those newcomers only, with the reason; running rows go
+ * on. Logits are read at one position per row: graphs that compute the LM head only there ({@link
+ * GraphContract.LogitsLayout#LAST_POSITION}) get a {@code (rows, 1, vocab)} buffer; for
+ * all-positions graphs prefill runs are cut so that their logits stay under {@link
+ * #PREFILL_LOGITS_BYTES}.
  *
  * <p>Threading: {@link #submit} may be called from any thread. Listener callbacks run on the engine
  * thread (see {@link TokenListener}).
@@ -44,26 +54,32 @@ public final class Engine implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Engine.class.getName());
   private static final float[] ZEROS = new float[4096];
 
+  /** Cap on one prefill run's logits when the graph writes every position. */
+  static final long PREFILL_LOGITS_BYTES = 64L << 20;
+
   private final BloomModel model;
   private final EngineOptions options;
   private final ModelConfig cfg;
   private final GraphContract contract;
   private final Scheduler scheduler;
   private final Sampler sampler;
+  private final EngineMemory memory;
+  private final long kvBytesPerToken; // K and V of every layer for one column of one row
   private final Thread thread;
   private volatile boolean running = true;
 
   private final List<Sequence> rows = new ArrayList<>(); // running batch, in row order
   private List<Sequence> newcomers = List.of(); // admitted this iteration, not yet in rows
   private int pastLen; // T, KV columns in the running batch
-  private KvArena past = new KvArena(); // (rows, n_head, T, head_dim) per layer, read by the step
-  private KvArena spare = new KvArena(); // written by the step (present) or a rebuild
-  private final KvArena prefillPast = new KvArena(); // (newcomers, n_head, Pmax, head_dim)
-  private final KvArena prefillPresent =
-      new KvArena(); // (newcomers, n_head, Pmax + Smax, head_dim)
-  private FloatBuffer logits = floats(1); // (rows, seq, vocab)
-  private LongBuffer ids = longs(1); // (rows, seq)
-  private LongBuffer maskBuf = longs(1); // (rows, past + seq)
+  private KvArena past; // (rows, n_head, T, head_dim) per layer, read by the step
+  private KvArena spare; // written by the step (present) or a rebuild
+  private KvArena prefillIn; // (newcomers, n_head, <= width, head_dim): past, then the result
+  private KvArena prefillOut; // (newcomers, n_head, width, head_dim): present of a prefill run
+  private int prefillPmax; // prefix columns of the last prefill, right-aligned
+  private int prefillWidth; // Pmax + Smax of the last prefill; its present is in prefillIn
+  private FloatBuffer logits; // (rows, positions, vocab)
+  private LongBuffer ids; // (rows, seq)
+  private LongBuffer maskBuf; // (rows, past + seq)
 
   private final AtomicLong steps = new AtomicLong();
   private final AtomicLong generatedTokens = new AtomicLong();
@@ -75,11 +91,35 @@ public final class Engine implements AutoCloseable {
     this.options = options;
     this.cfg = model.config();
     this.contract = model.contract();
-    this.scheduler = new Scheduler(options.maxQueue());
+    this.scheduler = new Scheduler(options.maxQueue(), options.tenantQueueCap());
     this.sampler = new Sampler(cfg.vocabSize());
-    past.ensure(cfg.nLayer(), 1);
-    spare.ensure(cfg.nLayer(), 1);
-    prefillPresent.ensure(cfg.nLayer(), 1);
+    long budget =
+        options.memoryBudgetBytes() > 0
+            ? options.memoryBudgetBytes()
+            : EngineMemory.derivedBudget();
+    this.memory = new EngineMemory(budget);
+    this.past = new KvArena("running KV");
+    this.spare = new KvArena("running KV");
+    this.prefillIn = new KvArena("prefill KV");
+    this.prefillOut = new KvArena("prefill KV");
+    this.kvBytesPerToken =
+        Math.multiplyExact(
+            Math.multiplyExact(2L * cfg.nLayer(), (long) cfg.nHead() * cfg.headDim()),
+            (long) Float.BYTES);
+    LOG.info(
+        () ->
+            "engine memory budget "
+                + EngineMemory.mib(budget)
+                + " MiB"
+                + (options.memoryBudgetBytes() > 0
+                    ? ""
+                    : " (80% of the JVM's direct-memory limit of "
+                        + EngineMemory.mib(EngineMemory.directMemoryLimit())
+                        + " MiB)")
+                + "; 1000 KV tokens in flight take "
+                + EngineMemory.mib(2 * kvBytesPerToken * 1000)
+                + " MiB (both arenas); logits "
+                + contract.logitsLayout());
     this.thread = new Thread(this::loop, "prefixgate-engine");
     thread.setDaemon(true);
     thread.start();
@@ -100,11 +140,23 @@ public final class Engine implements AutoCloseable {
 
   /** Counters for metrics; read from any thread. */
   public record Stats(
-      int queued, int running, long steps, long generatedTokens, long prefillTokens) {}
+      int queued,
+      int running,
+      long steps,
+      long generatedTokens,
+      long prefillTokens,
+      long memoryBytes,
+      long memoryBudgetBytes) {}
 
   public Stats stats() {
     return new Stats(
-        scheduler.size(), runningRows, steps.get(), generatedTokens.get(), prefillTokens.get());
+        scheduler.size(),
+        runningRows,
+        steps.get(),
+        generatedTokens.get(),
+        prefillTokens.get(),
+        memory.used(),
+        memory.budget());
   }
 
   public BloomModel model() {
@@ -115,10 +167,16 @@ public final class Engine implements AutoCloseable {
     return options;
   }
 
+  /** The engine's memory accounting; tests inject allocation failures through it. */
+  EngineMemory memory() {
+    return memory;
+  }
+
   /**
    * Queues a request.
    *
-   * @throws IllegalArgumentException when the request cannot fit this model or the context limit
+   * @throws IllegalArgumentException when the request cannot fit this model, the context limit or
+   *     the engine's memory budget even with nothing else running
    * @throws QueueFullException when the admission queue is full
    */
   public Handle submit(GenerationRequest request, TokenListener listener) {
@@ -146,6 +204,17 @@ public final class Engine implements AutoCloseable {
     if (prefix != null && prefix.layers() != cfg.nLayer()) {
       throw new IllegalArgumentException(
           "prefix has " + prefix.layers() + " layers, the model has " + cfg.nLayer());
+    }
+    long alone = plannedBytes(1, request.reservedTokens(), request);
+    if (alone > memory.budget()) {
+      throw new IllegalArgumentException(
+          "this request needs "
+              + EngineMemory.mib(alone)
+              + " MiB of engine memory ("
+              + request.reservedTokens()
+              + " KV tokens), more than the engine's budget of "
+              + EngineMemory.mib(memory.budget())
+              + " MiB; ask for fewer tokens");
     }
     Long seed = request.params().seed();
     long s = seed != null ? seed : ThreadLocalRandom.current().nextLong();
@@ -192,40 +261,59 @@ public final class Engine implements AutoCloseable {
 
   private void iterate() throws InterruptedException, OrtException {
     for (Sequence s : scheduler.removeCancelled()) finish(s, FinishReason.CANCELLED, null);
-    boolean changed = false;
     for (Sequence s : rows) {
       if (s.cancelled && !s.done) finish(s, FinishReason.CANCELLED, null);
-      changed |= s.done;
     }
     newcomers = admit();
-    if (newcomers.isEmpty()) {
-      if (changed) rebuild(List.of(), 0);
-    } else {
-      for (List<Sequence> chunk : prefillChunks(newcomers)) {
-        int width = prefill(chunk);
-        rebuild(chunk, width);
-      }
+    for (List<Sequence> chunk : prefillChunks(newcomers)) {
+      if (prefill(chunk)) rebuild(chunk);
     }
+    newcomers = List.of();
+    if (anyDone()) rebuild(List.of());
     runningRows = rows.size();
     if (rows.isEmpty()) {
+      if (scheduler.size() == 0) releaseIdleMemory();
       scheduler.awaitWork(50);
       return;
     }
     decode();
   }
 
+  private boolean anyDone() {
+    for (Sequence s : rows) {
+      if (s.done) return true;
+    }
+    return false;
+  }
+
   private List<Sequence> admit() {
     List<Sequence> out = new ArrayList<>();
     long reserved = 0;
+    int live = 0;
+    int widest = 0;
+    Map<String, int[]> held = new HashMap<>();
     for (Sequence s : rows) {
-      if (!s.done) reserved += s.request.reservedTokens();
+      if (s.done) continue;
+      reserved += s.request.reservedTokens();
+      widest = Math.max(widest, s.request.reservedTokens());
+      live++;
+      held.computeIfAbsent(s.request.tenant(), t -> new int[1])[0]++;
     }
-    int live = (int) rows.stream().filter(s -> !s.done).count();
+    int[] none = new int[1];
     while (live + out.size() < options.maxBatchRows()) {
       final long used = reserved;
+      final int rowsAfter = live + out.size() + 1;
+      final int width = widest;
       Sequence s =
           scheduler.poll(
-              q -> q.cancelled || used + q.request.reservedTokens() <= options.maxBatchTokens());
+              q ->
+                  used + q.request.reservedTokens() <= options.maxBatchTokens()
+                      && plannedBytes(
+                              rowsAfter, Math.max(width, q.request.reservedTokens()), q.request)
+                          <= memory.budget(),
+              tenant -> held.getOrDefault(tenant, none)[0],
+              options.tenantShareRows(),
+              options.tenantRowCap());
       if (s == null) break;
       if (s.cancelled) {
         finish(s, FinishReason.CANCELLED, null);
@@ -233,9 +321,34 @@ public final class Engine implements AutoCloseable {
       }
       s.admitNanos = System.nanoTime();
       reserved += s.request.reservedTokens();
+      widest = Math.max(widest, s.request.reservedTokens());
+      held.computeIfAbsent(s.request.tenant(), t -> new int[1])[0]++;
       out.add(s);
     }
     return out;
+  }
+
+  /**
+   * Engine memory with {@code rows} running rows, none wider than {@code width} KV columns, while
+   * {@code newcomer} is being prefilled: both running arenas at full width, both prefill arenas for
+   * one prefill run, logits and the small id and mask buffers.
+   */
+  long plannedBytes(int rows, int width, GenerationRequest newcomer) {
+    long running = Math.multiplyExact(2L * rows * width, kvBytesPerToken);
+    long prefillTokens =
+        Math.max(options.maxPrefillTokens(), newcomer.prefixLength() + newcomer.promptIds().length);
+    long prefill = Math.multiplyExact(2L * prefillTokens, kvBytesPerToken);
+    long vocabRow = (long) cfg.vocabSize() * Float.BYTES;
+    long logitsBytes = options.maxBatchRows() * vocabRow;
+    if (contract.logitsLayout() == GraphContract.LogitsLayout.ALL_POSITIONS) {
+      // segmentLength keeps one run's positions within both of these.
+      long positions = Math.max(options.maxPrefillTokens(), newcomer.promptIds().length);
+      logitsBytes =
+          Math.max(
+              logitsBytes, Math.min(PREFILL_LOGITS_BYTES, Math.multiplyExact(positions, vocabRow)));
+    }
+    long small = 2L * Long.BYTES * (prefillTokens + (long) options.maxBatchRows() * (width + 1));
+    return Math.addExact(Math.addExact(running, prefill), logitsBytes + small);
   }
 
   /** Splits newcomers so that each prefill run stays within the padded-token limit. */
@@ -262,12 +375,25 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Runs prefix + prompt for newcomers and samples their first tokens. On an ONNX error only these
-   * newcomers fail; the running batch is untouched.
-   *
-   * @return the KV width (Pmax + Smax) of {@link #prefillPresent}
+   * Prompt columns per prefill run for {@code b} rows: the per-run token limit, and for
+   * all-positions graphs the logits cap.
    */
-  private int prefill(List<Sequence> chunk) {
+  private int segmentLength(int b, int smax) {
+    long seg = Math.max(1, options.maxPrefillTokens() / b);
+    if (contract.logitsLayout() == GraphContract.LogitsLayout.ALL_POSITIONS) {
+      long perPosition = (long) b * cfg.vocabSize() * Float.BYTES;
+      seg = Math.min(seg, Math.max(1, PREFILL_LOGITS_BYTES / perPosition));
+    }
+    return (int) Math.min(seg, smax);
+  }
+
+  /**
+   * Runs prefix + prompt for newcomers and samples their first tokens. On an ONNX error or when a
+   * buffer cannot be had, only these newcomers fail; the running batch is untouched.
+   *
+   * @return true when the newcomers' KV is in {@link #prefillIn}, {@link #prefillWidth} wide
+   */
+  private boolean prefill(List<Sequence> chunk) {
     int b = chunk.size();
     int pmax = 0;
     int smax = 0;
@@ -279,28 +405,36 @@ public final class Engine implements AutoCloseable {
     int d = cfg.headDim();
     int width = pmax + smax;
     int vocab = cfg.vocabSize();
-    prefillPast.ensure(cfg.nLayer(), b * heads * pmax * d);
-    prefillPresent.ensure(cfg.nLayer(), b * heads * width * d);
-    ids = ensure(ids, b * smax);
-    maskBuf = ensure(maskBuf, b * width);
-    logits = ensure(logits, b * smax * vocab);
+    int seg = segmentLength(b, smax);
+    boolean segmented = seg < smax;
+    try {
+      long column = Math.multiplyExact((long) b * heads, d); // floats of one KV column, all rows
+      prefillIn.ensure(Math.multiplyExact(column, segmented ? width : pmax));
+      prefillOut.ensure(Math.multiplyExact(column, width));
+      ids = memory.ensure(ids, Math.multiplyExact(b, (long) seg), "prefill input ids");
+      maskBuf = memory.ensure(maskBuf, Math.multiplyExact(b, (long) width), "prefill mask");
+      long positions = contract.logitsPositions(seg);
+      logits =
+          memory.ensure(logits, Math.multiplyExact((long) b * positions, vocab), "prefill logits");
+    } catch (EngineMemoryException | ArithmeticException e) {
+      LOG.warning("prefill of " + b + " requests refused: " + e.getMessage());
+      failRows(
+          chunk,
+          "not enough engine memory to prefill "
+              + b
+              + " request(s) of up to "
+              + width
+              + " tokens now: "
+              + e.getMessage());
+      return false;
+    }
     for (int r = 0; r < b; r++) {
       Sequence s = chunk.get(r);
-      int[] prompt = s.request.promptIds();
       int p = s.request.prefixLength();
-      for (int c = 0; c < smax - prompt.length; c++) ids.put(r * smax + c, cfg.padTokenId());
-      for (int c = 0; c < prompt.length; c++)
-        ids.put(r * smax + smax - prompt.length + c, prompt[c]);
-      s.len = 0;
-      for (int c = 0; c < width; c++) {
-        boolean prefixCol = c >= pmax - p && c < pmax;
-        boolean promptCol = c >= width - prompt.length;
-        maskBuf.put(r * width + c, prefixCol || promptCol ? 1 : 0);
-        if (c >= pmax - p) s.appendMask((byte) (prefixCol || promptCol ? 1 : 0));
-      }
+      s.len = p + s.request.promptIds().length;
       for (int layer = 0; layer < cfg.nLayer(); layer++) {
         for (int kv = 0; kv < 2; kv++) {
-          FloatBuffer dst = kv == 0 ? prefillPast.keys[layer] : prefillPast.values[layer];
+          FloatBuffer dst = kv == 0 ? prefillIn.keys[layer] : prefillIn.values[layer];
           FloatBuffer src =
               s.request.prefix() == null
                   ? null
@@ -314,38 +448,66 @@ public final class Engine implements AutoCloseable {
       }
       s.slot = r;
     }
+    int positions = 1;
     try {
-      Map<String, OnnxTensor> in = new HashMap<>();
-      Map<String, OnnxTensor> out = new HashMap<>();
-      try {
-        in.put(GraphContract.INPUT_IDS, tensor(ids, b, smax));
-        in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, width));
-        out.put(GraphContract.LOGITS, tensor(logits, b, smax, vocab));
-        bindKv(in, out, prefillPast, pmax, prefillPresent, width, b);
-        model.run(in, out);
-      } finally {
-        closeAll(in);
-        closeAll(out);
+      for (int start = 0; start < smax; start += seg) {
+        int n = Math.min(seg, smax - start);
+        int pastW = pmax + start;
+        int w = pastW + n;
+        for (int r = 0; r < b; r++) {
+          Sequence s = chunk.get(r);
+          int[] prompt = s.request.promptIds();
+          int first = smax - prompt.length; // column of the prompt's first token
+          int p = s.request.prefixLength();
+          for (int c = 0; c < n; c++) {
+            int col = start + c;
+            ids.put(r * n + c, col < first ? cfg.padTokenId() : prompt[col - first]);
+          }
+          for (int c = 0; c < w; c++) {
+            boolean prefixCol = c >= pmax - p && c < pmax;
+            boolean promptCol = c >= pmax + first;
+            maskBuf.put(r * w + c, prefixCol || promptCol ? 1 : 0);
+          }
+        }
+        positions = contract.logitsPositions(n);
+        Map<String, OnnxTensor> in = new HashMap<>();
+        Map<String, OnnxTensor> out = new HashMap<>();
+        try {
+          in.put(GraphContract.INPUT_IDS, tensor(ids, b, n));
+          in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, w));
+          out.put(GraphContract.LOGITS, tensor(logits, b, positions, vocab));
+          bindKv(in, out, prefillIn, pastW, prefillOut, w, b);
+          model.run(in, out);
+        } finally {
+          closeAll(in);
+          closeAll(out);
+        }
+        KvArena tmp = prefillIn;
+        prefillIn = prefillOut;
+        prefillOut = tmp;
+        steps.incrementAndGet();
       }
-    } catch (OrtException | RuntimeException e) {
+    } catch (OrtException | RuntimeException | OutOfMemoryError e) {
       LOG.log(Level.SEVERE, "prefill failed for " + b + " requests", e);
       failRows(chunk, e);
-      return width;
+      return false;
     }
-    steps.incrementAndGet();
+    prefillPmax = pmax;
+    prefillWidth = width;
     for (int r = 0; r < b; r++) {
       Sequence s = chunk.get(r);
       prefillTokens.addAndGet(s.request.promptIds().length);
-      accept(s, (r * smax + smax - 1) * vocab);
+      accept(s, (r * positions + positions - 1) * vocab);
     }
-    return width;
+    return true;
   }
 
   /**
    * Builds the next running batch in {@link #spare}: surviving rows (from {@link #past}) then
-   * {@code joined} (from {@link #prefillPresent}, width {@code newWidth}), each right-aligned.
+   * {@code joined} (from {@link #prefillIn}: prefix and prompt columns only), each right-aligned.
+   * When the larger batch does not fit in memory, the joining rows fail and the others go on.
    */
-  private void rebuild(List<Sequence> joined, int newWidth) {
+  private void rebuild(List<Sequence> joined) {
     List<Sequence> next = new ArrayList<>();
     for (int i = 0; i < rows.size(); i++) {
       Sequence s = rows.get(i);
@@ -360,22 +522,37 @@ public final class Engine implements AutoCloseable {
     for (Sequence s : next) t = Math.max(t, s.len);
     int heads = cfg.nHead();
     int d = cfg.headDim();
-    spare.ensure(cfg.nLayer(), next.size() * heads * t * d);
+    try {
+      spare.fit(Math.multiplyExact((long) next.size() * heads, (long) t * d));
+    } catch (EngineMemoryException | ArithmeticException e) {
+      if (firstNew == next.size()) throw e;
+      failRows(
+          next.subList(firstNew, next.size()),
+          "not enough engine memory to join the running batch now: " + e.getMessage());
+      rebuild(List.of());
+      return;
+    }
     for (int layer = 0; layer < cfg.nLayer(); layer++) {
       for (int kv = 0; kv < 2; kv++) {
         FloatBuffer dst = kv == 0 ? spare.keys[layer] : spare.values[layer];
         FloatBuffer fromPast = kv == 0 ? past.keys[layer] : past.values[layer];
-        FloatBuffer fromNew = kv == 0 ? prefillPresent.keys[layer] : prefillPresent.values[layer];
+        FloatBuffer fromNew = kv == 0 ? prefillIn.keys[layer] : prefillIn.values[layer];
         for (int r = 0; r < next.size(); r++) {
           Sequence s = next.get(r);
-          boolean isNew = r >= firstNew;
-          FloatBuffer src = isNew ? fromNew : fromPast;
-          int srcT = isNew ? newWidth : pastLen;
           for (int h = 0; h < heads; h++) {
-            int srcStart = ((s.slot * heads + h) * srcT + srcT - s.len) * d;
             int dstRow = (r * heads + h) * t * d;
             zero(dst, dstRow, (t - s.len) * d);
-            dst.put(dstRow + (t - s.len) * d, src, srcStart, s.len * d);
+            int at = dstRow + (t - s.len) * d;
+            if (r < firstNew) {
+              int srcStart = ((s.slot * heads + h) * pastLen + pastLen - s.len) * d;
+              dst.put(at, fromPast, srcStart, s.len * d);
+            } else {
+              int p = s.request.prefixLength();
+              int prompt = s.request.promptIds().length;
+              int srcRow = (s.slot * heads + h) * prefillWidth * d;
+              if (p > 0) dst.put(at, fromNew, srcRow + (prefillPmax - p) * d, p * d);
+              dst.put(at + p * d, fromNew, srcRow + (prefillWidth - prompt) * d, prompt * d);
+            }
           }
         }
       }
@@ -392,17 +569,16 @@ public final class Engine implements AutoCloseable {
     int t = pastLen;
     int width = t + 1;
     int vocab = cfg.vocabSize();
-    ids = ensure(ids, b);
-    maskBuf = ensure(maskBuf, b * width);
-    logits = ensure(logits, b * vocab);
-    spare.ensure(cfg.nLayer(), b * cfg.nHead() * width * cfg.headDim());
+    ids = memory.ensure(ids, b, "decode input ids");
+    maskBuf = memory.ensure(maskBuf, (long) b * width, "decode mask");
+    logits = memory.ensure(logits, (long) b * vocab, "decode logits");
+    spare.fit(Math.multiplyExact((long) b * cfg.nHead(), (long) width * cfg.headDim()));
     for (int r = 0; r < b; r++) {
       Sequence s = rows.get(r);
       ids.put(r, s.lastToken);
       int pad = t - s.len;
       for (int c = 0; c < pad; c++) maskBuf.put(r * width + c, 0);
-      for (int c = 0; c < s.len; c++) maskBuf.put(r * width + pad + c, s.mask[c]);
-      maskBuf.put(r * width + t, 1);
+      for (int c = pad; c < width; c++) maskBuf.put(r * width + c, 1);
     }
     Map<String, OnnxTensor> in = new HashMap<>();
     Map<String, OnnxTensor> out = new HashMap<>();
@@ -421,9 +597,25 @@ public final class Engine implements AutoCloseable {
     steps.incrementAndGet();
     for (int r = 0; r < b; r++) {
       Sequence s = rows.get(r);
-      s.appendMask((byte) 1);
+      s.len++;
       if (!s.done) accept(s, r * vocab);
     }
+  }
+
+  /** Nothing runs or waits: hand every buffer back (they are re-made, zeroed, on demand). */
+  private void releaseIdleMemory() {
+    if (memory.used() == 0) return;
+    past.release();
+    spare.release();
+    prefillIn.release();
+    prefillOut.release();
+    memory.release(logits);
+    memory.release(ids);
+    memory.release(maskBuf);
+    logits = null;
+    ids = null;
+    maskBuf = null;
+    pastLen = 0;
   }
 
   /** Samples one token for {@code s} from the logits at {@code offset} and reports it. */
@@ -485,7 +677,10 @@ public final class Engine implements AutoCloseable {
   }
 
   private void failRows(List<Sequence> seqs, Throwable cause) {
-    String message = "generation failed: " + cause.getMessage();
+    failRows(seqs, "generation failed: " + cause.getMessage());
+  }
+
+  private void failRows(List<Sequence> seqs, String message) {
     for (Sequence s : seqs) finish(s, FinishReason.ERROR, message);
   }
 
@@ -541,46 +736,41 @@ public final class Engine implements AutoCloseable {
     }
   }
 
-  static FloatBuffer floats(int n) {
-    return ByteBuffer.allocateDirect(4 * Math.max(n, 1))
-        .order(ByteOrder.nativeOrder())
-        .asFloatBuffer();
-  }
-
-  private static LongBuffer longs(int n) {
-    return ByteBuffer.allocateDirect(8 * Math.max(n, 1))
-        .order(ByteOrder.nativeOrder())
-        .asLongBuffer();
-  }
-
-  private static FloatBuffer ensure(FloatBuffer buf, int n) {
-    return buf.capacity() >= n ? buf : floats(grow(buf.capacity(), n));
-  }
-
-  private static LongBuffer ensure(LongBuffer buf, int n) {
-    return buf.capacity() >= n ? buf : longs(grow(buf.capacity(), n));
-  }
-
-  private static int grow(int have, int need) {
-    return (int) Math.min(Integer.MAX_VALUE - 8, Math.max(need, (long) have * 3 / 2));
-  }
-
   /**
-   * Per-layer key and value buffers that only grow. Contents are not preserved on growth: every
-   * user overwrites the region it reads next (a run's outputs, or a rebuild).
+   * Per-layer key and value buffers from the engine's memory budget. Contents are not preserved
+   * when a buffer is replaced: every user overwrites the region it reads next (a run's outputs, or
+   * a rebuild).
    */
-  private static final class KvArena {
-    FloatBuffer[] keys = new FloatBuffer[0];
-    FloatBuffer[] values = new FloatBuffer[0];
+  private final class KvArena {
+    private final String what;
+    final FloatBuffer[] keys = new FloatBuffer[cfg.nLayer()];
+    final FloatBuffer[] values = new FloatBuffer[cfg.nLayer()];
 
-    void ensure(int layers, int floats) {
-      if (keys.length != layers) {
-        keys = new FloatBuffer[layers];
-        values = new FloatBuffer[layers];
+    KvArena(String what) {
+      this.what = what;
+    }
+
+    /** Every layer's key and value buffers hold at least {@code floats}. */
+    void ensure(long floats) {
+      for (int i = 0; i < keys.length; i++) {
+        keys[i] = memory.ensure(keys[i], floats, what);
+        values[i] = memory.ensure(values[i], floats, what);
       }
-      for (int i = 0; i < layers; i++) {
-        keys[i] = keys[i] == null ? floats(floats) : Engine.ensure(keys[i], floats);
-        values[i] = values[i] == null ? floats(floats) : Engine.ensure(values[i], floats);
+    }
+
+    /** Like {@link #ensure}, and hands back buffers far larger than needed (load dropped). */
+    void fit(long floats) {
+      long slack = Math.max(floats, 1 << 18);
+      if (keys[0] != null && keys[0].capacity() > floats + slack) release();
+      ensure(floats);
+    }
+
+    void release() {
+      for (int i = 0; i < keys.length; i++) {
+        memory.release(keys[i]);
+        memory.release(values[i]);
+        keys[i] = null;
+        values[i] = null;
       }
     }
   }

@@ -9,9 +9,17 @@ package dev.prefixgate.engine;
  * @param useCuda ask for the CUDA provider (needs the {@code gpu} build); falls back to CPU
  * @param maxBatchRows sequences decoded together in one step
  * @param maxBatchTokens KV tokens reserved by running rows (prefix + prompt + max new tokens each)
- * @param maxPrefillTokens padded prompt tokens per prefill run (bounds the logits buffer)
- * @param maxQueue requests waiting for a row; more are rejected at once
+ * @param maxPrefillTokens padded prompt tokens per prefill run; a longer prompt is prefilled in
+ *     several runs over its columns, each extending the KV of the previous one
+ * @param maxQueue requests waiting for a row; more are rejected at once, except a tenant's first
+ *     waiting request, which is always queued (so one tenant's burst cannot 429 another tenant)
  * @param maxContext limit on prefix + prompt + max new tokens for one request
+ * @param memoryBudgetBytes every direct buffer the engine holds (both KV arenas, prefill KV,
+ *     logits, ids, mask) is planned against this; 0 derives it from the JVM's direct-memory limit
+ * @param maxQueuedPerTenant requests one tenant may have waiting; 0 means {@code maxQueue}
+ * @param maxRowsPerTenant rows one tenant may hold at any time; 0 means {@code maxBatchRows}
+ * @param fairShare while other tenants wait, no tenant is admitted beyond this fraction of the rows
+ *     (rounded down, at least one); 1 turns it off
  */
 public record EngineOptions(
     int intraOpThreads,
@@ -21,7 +29,11 @@ public record EngineOptions(
     int maxBatchTokens,
     int maxPrefillTokens,
     int maxQueue,
-    int maxContext) {
+    int maxContext,
+    long memoryBudgetBytes,
+    int maxQueuedPerTenant,
+    int maxRowsPerTenant,
+    double fairShare) {
 
   public EngineOptions {
     positive("max_batch_rows", maxBatchRows);
@@ -35,10 +47,63 @@ public record EngineOptions(
       throw new IllegalArgumentException(
           "max_batch_tokens " + maxBatchTokens + " must be >= max_context " + maxContext);
     }
+    if (memoryBudgetBytes < 0) {
+      throw new IllegalArgumentException(
+          "memory_budget_bytes " + memoryBudgetBytes + " must be >= 0 (0 = derived)");
+    }
+    if (maxQueuedPerTenant < 0 || maxRowsPerTenant < 0) {
+      throw new IllegalArgumentException(
+          "max_queued_per_tenant "
+              + maxQueuedPerTenant
+              + " and max_rows_per_tenant "
+              + maxRowsPerTenant
+              + " must be >= 0 (0 = no per-tenant limit)");
+    }
+    if (!(fairShare > 0 && fairShare <= 1)) {
+      throw new IllegalArgumentException("fair_share " + fairShare + " not in (0, 1]");
+    }
+  }
+
+  /** The original eight settings; the memory budget is derived and tenants share rows fairly. */
+  public EngineOptions(
+      int intraOpThreads,
+      boolean allowSpinning,
+      boolean useCuda,
+      int maxBatchRows,
+      int maxBatchTokens,
+      int maxPrefillTokens,
+      int maxQueue,
+      int maxContext) {
+    this(
+        intraOpThreads,
+        allowSpinning,
+        useCuda,
+        maxBatchRows,
+        maxBatchTokens,
+        maxPrefillTokens,
+        maxQueue,
+        maxContext,
+        0,
+        0,
+        0,
+        0.5);
   }
 
   public static EngineOptions defaults() {
     return new EngineOptions(0, false, false, 16, 32768, 2048, 256, 2048);
+  }
+
+  /** Rows one tenant may hold while another tenant waits. */
+  int tenantShareRows() {
+    return Math.max(1, (int) Math.floor(maxBatchRows * fairShare));
+  }
+
+  int tenantRowCap() {
+    return maxRowsPerTenant == 0 ? maxBatchRows : maxRowsPerTenant;
+  }
+
+  int tenantQueueCap() {
+    return maxQueuedPerTenant == 0 ? maxQueue : maxQueuedPerTenant;
   }
 
   public EngineOptions withMaxBatchRows(int rows) {
@@ -50,7 +115,11 @@ public record EngineOptions(
         maxBatchTokens,
         maxPrefillTokens,
         maxQueue,
-        maxContext);
+        maxContext,
+        memoryBudgetBytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare);
   }
 
   public EngineOptions withMaxQueue(int queue) {
@@ -62,7 +131,11 @@ public record EngineOptions(
         maxBatchTokens,
         maxPrefillTokens,
         queue,
-        maxContext);
+        maxContext,
+        memoryBudgetBytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare);
   }
 
   public EngineOptions withIntraOpThreads(int threads) {
@@ -74,7 +147,59 @@ public record EngineOptions(
         maxBatchTokens,
         maxPrefillTokens,
         maxQueue,
-        maxContext);
+        maxContext,
+        memoryBudgetBytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare);
+  }
+
+  public EngineOptions withMaxPrefillTokens(int tokens) {
+    return new EngineOptions(
+        intraOpThreads,
+        allowSpinning,
+        useCuda,
+        maxBatchRows,
+        maxBatchTokens,
+        tokens,
+        maxQueue,
+        maxContext,
+        memoryBudgetBytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare);
+  }
+
+  public EngineOptions withMemoryBudgetBytes(long bytes) {
+    return new EngineOptions(
+        intraOpThreads,
+        allowSpinning,
+        useCuda,
+        maxBatchRows,
+        maxBatchTokens,
+        maxPrefillTokens,
+        maxQueue,
+        maxContext,
+        bytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare);
+  }
+
+  public EngineOptions withTenantLimits(int queued, int rows, double share) {
+    return new EngineOptions(
+        intraOpThreads,
+        allowSpinning,
+        useCuda,
+        maxBatchRows,
+        maxBatchTokens,
+        maxPrefillTokens,
+        maxQueue,
+        maxContext,
+        memoryBudgetBytes,
+        queued,
+        rows,
+        share);
   }
 
   private static void positive(String name, int v) {

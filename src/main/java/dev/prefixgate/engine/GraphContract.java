@@ -17,20 +17,34 @@ import java.util.Map;
  *          attention_mask            int64   [batch, past + seq]   (0 = padding)
  *          past_key_values.{i}.key   float32 [batch, n_head, past, head_dim]
  *          past_key_values.{i}.value float32 [batch, n_head, past, head_dim]
- * outputs  logits                    float32 [batch, seq, vocab]
+ * outputs  logits                    float32 [batch, seq, vocab]   or [batch, 1, vocab]
  *          present.{i}.key / .value  float32 [batch, n_head, past + seq, head_dim]
  * </pre>
+ *
+ * <p>Logits come in two layouts, told apart by the declared second dimension of {@code logits}: a
+ * symbolic one means every position (what optimum exports), a fixed 1 means the graph runs the LM
+ * head on position seq-1 only (what {@code prefixgate_trainer.export} writes). The engine
+ * right-aligns every prompt, so position seq-1 is each row's last token either way.
  */
 public final class GraphContract {
   public static final String INPUT_IDS = "input_ids";
   public static final String ATTENTION_MASK = "attention_mask";
   public static final String LOGITS = "logits";
 
+  /** Which positions the graph's {@code logits} output covers. */
+  public enum LogitsLayout {
+    /** {@code [batch, seq, vocab]}: the engine reads the last position of each row. */
+    ALL_POSITIONS,
+    /** {@code [batch, 1, vocab]}: the LM head ran on position seq-1 only. */
+    LAST_POSITION
+  }
+
   private final ModelConfig config;
   private final String[] pastKeys;
   private final String[] pastValues;
   private final String[] presentKeys;
   private final String[] presentValues;
+  private LogitsLayout logitsLayout = LogitsLayout.ALL_POSITIONS;
 
   public GraphContract(ModelConfig config) {
     this.config = config;
@@ -63,6 +77,22 @@ public final class GraphContract {
     return presentValues[layer];
   }
 
+  /** The layout {@link #check} found; all positions until then. */
+  public LogitsLayout logitsLayout() {
+    return logitsLayout;
+  }
+
+  /** Logits positions a run with {@code seq} input columns writes per row. */
+  public int logitsPositions(int seq) {
+    return logitsLayout == LogitsLayout.LAST_POSITION ? 1 : seq;
+  }
+
+  /** The layout a declared {@code logits} shape means, or null when it is neither. */
+  static LogitsLayout layoutOf(long[] shape) {
+    if (shape.length != 3) return null;
+    return shape[1] == 1 ? LogitsLayout.LAST_POSITION : LogitsLayout.ALL_POSITIONS;
+  }
+
   /**
    * Checks the session's inputs and outputs against this contract and {@code config.json}.
    *
@@ -75,7 +105,14 @@ public final class GraphContract {
       Map<String, NodeInfo> out = session.getOutputInfo();
       expect(problems, "input", in, INPUT_IDS, OnnxJavaType.INT64, 2, -1);
       expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
-      expect(problems, "output", out, LOGITS, OnnxJavaType.FLOAT, 3, config.vocabSize());
+      if (expect(problems, "output", out, LOGITS, OnnxJavaType.FLOAT, 3, config.vocabSize())) {
+        long[] shape = ((TensorInfo) out.get(LOGITS).getInfo()).getShape();
+        if (shape[1] > 1) {
+          problems.add("output 'logits' has a fixed sequence dimension " + shape[1]);
+        } else {
+          logitsLayout = layoutOf(shape);
+        }
+      }
       for (int i = 0; i < config.nLayer(); i++) {
         for (String name : new String[] {pastKeys[i], pastValues[i]}) {
           expectKv(problems, "input", in, name);

@@ -26,13 +26,13 @@ final class Sequence {
   int lastToken;
 
   /**
-   * This row's attention-mask columns, oldest first: prefix, any padding inside the prompt batch it
-   * was prefilled with, prompt, generated tokens. In the batch the row is right-aligned and the
-   * columns before it are padding.
+   * KV columns this row occupies at the right end of the batch: prefix, prompt, generated tokens,
+   * every one of them attended (mask 1). No padding lives inside a row: the padding a shared
+   * prefill needs is dropped when the row joins, which is exact because BLOOM's ALiBi positions
+   * come from the mask's cumulative sum, to which padding adds nothing.
    */
-  byte[] mask = new byte[64];
+  int len;
 
-  int len; // valid entries in mask = KV columns this row occupies at the right end of the batch
   int slot; // row index in the tensor it is copied from at the next rebuild
 
   Sequence(GenerationRequest request, TokenListener listener, TextTokenizer tokenizer, long seed) {
@@ -45,10 +45,5 @@ final class Sequence {
     int[] prompt = request.promptIds();
     this.seen = Arrays.copyOf(prompt, prompt.length + request.params().maxNewTokens());
     this.seenCount = prompt.length;
-  }
-
-  void appendMask(byte bit) {
-    if (len == mask.length) mask = Arrays.copyOf(mask, mask.length * 2);
-    mask[len++] = bit;
   }
 }

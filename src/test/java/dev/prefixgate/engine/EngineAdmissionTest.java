@@ -1,0 +1,289 @@
+package dev.prefixgate.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Admission under pressure: memory that runs out during a prefill, memory planned at admission,
+ * long prompts joining a running batch, and a tenant flood. Every test freezes the engine with a
+ * {@link Gate} where it needs a given state; nothing depends on timing.
+ */
+class EngineAdmissionTest {
+  private static Engine engine(EngineOptions o) {
+    return new Engine(Fixtures.model(), o.withIntraOpThreads(1));
+  }
+
+  private static GenerationRequest golden(String id, int n) {
+    JsonNode c = Fixtures.goldenCase(id);
+    return new GenerationRequest(
+        "t-" + id,
+        Fixtures.prefixOf(c),
+        Fixtures.ints(c.get("prompt_ids")),
+        SamplingParams.greedy(n).withIgnoreEos(true));
+  }
+
+  private static int[] goldenIds(String id, int n) {
+    return Arrays.copyOf(Fixtures.ints(Fixtures.goldenCase(id).get("new_ids")), n);
+  }
+
+  /** A prompt of about {@code n} tokens: golden prompts back to back. */
+  private static int[] longPrompt(int n) {
+    int[] out = new int[n];
+    List<String> ids = Fixtures.caseIds();
+    int k = 0;
+    for (int i = 0; k < n; i++) {
+      for (int t : Fixtures.ints(Fixtures.goldenCase(ids.get(i % ids.size())).get("prompt_ids"))) {
+        if (k < n) out[k++] = t;
+      }
+    }
+    return out;
+  }
+
+  private static String adapterCase() {
+    for (String id : Fixtures.caseIds()) {
+      if (Fixtures.prefixOf(Fixtures.goldenCase(id)) != null) return id;
+    }
+    throw new AssertionError("golden.json has no adapter case");
+  }
+
+  private static String baseCase() {
+    for (String id : Fixtures.caseIds()) {
+      if (Fixtures.prefixOf(Fixtures.goldenCase(id)) == null) return id;
+    }
+    throw new AssertionError("golden.json has no base-model case");
+  }
+
+  @Test
+  void anAllocationFailureDuringPrefillFailsOnlyTheNewcomers() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = adapterCase();
+    try (Engine e = engine(EngineOptions.defaults())) {
+      Gate running = new Gate(2);
+      e.submit(golden(id, n), running);
+      running.awaitHeld();
+      // The running row's buffers exist; a 600-token prefill needs far larger ones. Fail every
+      // allocation above the running row's needs, as the JVM does when direct memory runs out.
+      ModelConfig cfg = Fixtures.model().config();
+      long promptKvBytes = 600L * cfg.nHead() * cfg.headDim() * Float.BYTES;
+      e.memory().injectFailureAbove(promptKvBytes / 2);
+      Collector big = new Collector();
+      e.submit(new GenerationRequest("big", null, longPrompt(600), SamplingParams.greedy(4)), big);
+      running.open();
+      Completion failed = big.await();
+      assertEquals(FinishReason.ERROR, failed.reason());
+      assertTrue(failed.error().contains("not enough engine memory"), failed.error());
+      assertTrue(failed.error().contains("Cannot reserve"), failed.error());
+      assertEquals(0, big.count);
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      assertArrayEquals(goldenIds(id, n), running.idArray(), "the running row is untouched");
+      // Memory back: the same prompt now runs.
+      e.memory().injectFailureAbove(Long.MAX_VALUE);
+      Collector again = new Collector();
+      e.submit(
+          new GenerationRequest(
+              "big", null, longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
+          again);
+      assertEquals(FinishReason.LENGTH, again.await().reason());
+    }
+  }
+
+  @Test
+  void aRequestThatCanNeverFitIsRefusedAndOneThatCannotFitNowWaits() {
+    int prefill = 1024;
+    EngineOptions plain = EngineOptions.defaults().withMaxPrefillTokens(prefill);
+    GenerationRequest first900 =
+        new GenerationRequest(
+            "a", null, longPrompt(900), SamplingParams.greedy(80).withIgnoreEos(true));
+    long budget;
+    try (Engine probe = engine(plain)) {
+      // Room for one such row (and its prefill), not for two.
+      long one = probe.plannedBytes(1, first900.reservedTokens(), first900);
+      long two = probe.plannedBytes(2, first900.reservedTokens(), first900);
+      budget = (one + two) / 2;
+    }
+    EngineOptions o = plain.withMemoryBudgetBytes(budget);
+    try (Engine e = engine(o)) {
+      IllegalArgumentException never =
+          assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  e.submit(
+                      new GenerationRequest(
+                          "a", null, longPrompt(1500), SamplingParams.greedy(100)),
+                      new Collector()));
+      assertTrue(never.getMessage().contains("engine's budget"), never.getMessage());
+      Gate first = new Gate(1);
+      e.submit(first900, first);
+      first.awaitHeld();
+      boolean[] firstDoneWhenSecondStarted = {false};
+      Collector second =
+          new Collector() {
+            @Override
+            public synchronized void onToken(int tokenId, String piece, float logprob) {
+              // Engine thread: an exact snapshot.
+              if (count == 0) firstDoneWhenSecondStarted[0] = first.done.isDone();
+              super.onToken(tokenId, piece, logprob);
+            }
+          };
+      e.submit(new GenerationRequest("b", null, longPrompt(900), SamplingParams.greedy(8)), second);
+      first.open();
+      assertEquals(FinishReason.LENGTH, first.await().reason());
+      assertEquals(FinishReason.LENGTH, second.await().reason());
+      assertTrue(firstDoneWhenSecondStarted[0], "the second row waited for memory");
+      assertTrue(e.stats().memoryBytes() <= budget);
+    }
+  }
+
+  /**
+   * One prefill batch with a base-model row (P=0) whose prompt is shorter than its neighbours',
+   * joining a running row: every row equals its golden.
+   */
+  @Test
+  void aShortBaseRowPrefilledWithLongerAdapterRowsStaysExact() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String base = null;
+    for (String id : Fixtures.caseIds()) {
+      JsonNode c = Fixtures.goldenCase(id);
+      if (Fixtures.prefixOf(c) != null) continue;
+      if (base == null
+          || c.get("prompt_ids").size() < Fixtures.goldenCase(base).get("prompt_ids").size())
+        base = id;
+    }
+    List<String> ids = new ArrayList<>(List.of(base));
+    for (String id : Fixtures.caseIds()) {
+      JsonNode c = Fixtures.goldenCase(id);
+      if (Fixtures.prefixOf(c) != null
+          && c.get("prompt_ids").size() > Fixtures.goldenCase(base).get("prompt_ids").size()
+          && ids.size() < 4) ids.add(id);
+    }
+    assertTrue(ids.size() > 1, "golden.json needs adapter cases longer than " + base);
+    try (Engine e = engine(EngineOptions.defaults())) {
+      String runningId = ids.get(ids.size() - 1);
+      Gate running = new Gate(3);
+      e.submit(golden(runningId, n), running);
+      running.awaitHeld();
+      List<Collector> outs = new ArrayList<>();
+      for (String id : ids) {
+        Collector c = new Collector();
+        e.submit(golden(id, n), c);
+        outs.add(c);
+      }
+      running.open(); // all of them are admitted into one prefill at the next iteration
+      running.await();
+      assertArrayEquals(goldenIds(runningId, n), running.idArray(), runningId);
+      for (int i = 0; i < ids.size(); i++) {
+        outs.get(i).await();
+        assertArrayEquals(goldenIds(ids.get(i), n), outs.get(i).idArray(), ids.get(i));
+      }
+    }
+  }
+
+  /** A long prompt joins a running batch: both equal what they give alone. */
+  @Test
+  void aLongPromptJoiningARunningBatchEqualsItselfAlone() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = baseCase();
+    int[] prompt = longPrompt(700);
+    GenerationRequest longReq =
+        new GenerationRequest(
+            "long",
+            Fixtures.adapter(Fixtures.goldenCase(adapterCase()).get("adapter").asText()).kv(),
+            prompt,
+            SamplingParams.greedy(12).withIgnoreEos(true));
+    try (Engine e = engine(EngineOptions.defaults())) {
+      Collector alone = new Collector();
+      e.submit(longReq, alone);
+      alone.await();
+      Gate running = new Gate(4);
+      e.submit(golden(id, n), running);
+      running.awaitHeld();
+      Collector joined = new Collector();
+      e.submit(longReq, joined);
+      running.open();
+      assertEquals(FinishReason.LENGTH, joined.await().reason());
+      assertEquals(alone.ids, joined.ids);
+      running.await();
+      assertArrayEquals(goldenIds(id, n), running.idArray());
+    }
+  }
+
+  /** Prefill cut into 8-column runs, each extending the last one's KV, changes no golden. */
+  @Test
+  void prefillInSeveralRunsStaysExact() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    try (Engine e = engine(EngineOptions.defaults().withMaxPrefillTokens(8))) {
+      List<Collector> outs = new ArrayList<>();
+      for (String id : Fixtures.caseIds()) {
+        Collector c = new Collector();
+        e.submit(golden(id, n), c);
+        outs.add(c);
+      }
+      for (int i = 0; i < outs.size(); i++) {
+        String id = Fixtures.caseIds().get(i);
+        outs.get(i).await();
+        assertArrayEquals(goldenIds(id, n), outs.get(i).idArray(), id);
+      }
+    }
+  }
+
+  /**
+   * A flood from one tenant fills its share of the queue and of the rows; another tenant's single
+   * request is still queued (no 429) and gets the next free row.
+   */
+  @Test
+  void aTenantFloodNeither429sNorStarvesASingleRequest() {
+    EngineOptions o = EngineOptions.defaults().withMaxBatchRows(2).withMaxQueue(4);
+    try (Engine e = engine(o)) {
+      Gate blocker = new Gate(1);
+      e.submit(
+          new GenerationRequest(
+              "busy", null, longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
+          blocker);
+      blocker.awaitHeld();
+      List<Collector> flood = new ArrayList<>();
+      int rejected = 0;
+      for (int i = 0; i < 10; i++) {
+        Collector c = new Collector();
+        try {
+          e.submit(
+              new GenerationRequest(
+                  "busy", null, longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
+              c);
+          flood.add(c);
+        } catch (QueueFullException full) {
+          rejected++;
+        }
+      }
+      assertEquals(4, flood.size());
+      assertEquals(6, rejected);
+      int[] floodStartedBeforeQuiet = {-1};
+      Collector quiet =
+          new Collector() {
+            @Override
+            public synchronized void onToken(int tokenId, String piece, float logprob) {
+              if (count == 0) {
+                floodStartedBeforeQuiet[0] = (int) flood.stream().filter(f -> f.count > 0).count();
+              }
+              super.onToken(tokenId, piece, logprob);
+            }
+          };
+      e.submit( // the queue is full, but quiet has nothing waiting: accepted
+          new GenerationRequest(
+              "quiet", null, longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
+          quiet);
+      blocker.open();
+      assertEquals(FinishReason.LENGTH, quiet.await().reason());
+      // busy holds one of two rows (its fair share) while quiet waits: quiet takes the other.
+      assertEquals(0, floodStartedBeforeQuiet[0]);
+      flood.forEach(c -> assertEquals(FinishReason.LENGTH, c.await().reason()));
+    }
+  }
+}
