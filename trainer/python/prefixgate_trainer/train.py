@@ -16,6 +16,13 @@ from .corpus import Record, prompt_of
 MAX_LENGTH = 256
 
 
+# Upper bounds, the same as deploy/schemas/retrain-request.schema.json (tests/test_job.py checks).
+MAXIMUMS: dict[str, float] = {
+    "num_virtual_tokens": 512, "epochs": 100, "max_steps": 100_000, "batch_size": 64,
+    "grad_accum": 64,
+}
+
+
 @dataclass(frozen=True)
 class TrainParams:
     num_virtual_tokens: int = 8
@@ -27,6 +34,9 @@ class TrainParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name, top in MAXIMUMS.items():
+            if getattr(self, name) > top:
+                raise ValueError(f"{name} {getattr(self, name)} is over the maximum of {top:g}")
         if not 1 <= self.num_virtual_tokens <= 512:
             raise ValueError(f"num_virtual_tokens {self.num_virtual_tokens} not in [1, 512]")
         if self.batch_size < 1 or self.grad_accum < 1:

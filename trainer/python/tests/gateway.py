@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 JAR = ROOT / "target" / "quarkus-app" / "quarkus-run.jar"
 ADMIN_KEY = "pg-admin-demo"
+TRAINER_KEY = "pg-trainer-demo"
 
 
 def require_jar() -> None:
@@ -99,7 +100,7 @@ def publish(topic: str, key: str, value: str) -> None:
 WORKER_JAR = ROOT / "trainer" / "target" / "prefixgate-trainer-worker.jar"
 
 
-def start_worker(topics: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(topics: str, log: Path, gateway_url: str = "http://127.0.0.1:8080") -> subprocess.Popen[bytes]:
     """The Java trainer worker, following this test's topics, training with this interpreter."""
     if not WORKER_JAR.exists():
         if os.environ.get("PREFIXGATE_SERVER_TESTS") == "1":
@@ -113,6 +114,7 @@ def start_worker(topics: str, log: Path) -> subprocess.Popen[bytes]:
          "--retrain-topic", f"pytest.retrain.{topics}", "--status-topic", f"pytest.status.{topics}",
          "--adapters-topic", f"pytest.adapters.{topics}", "--python", sys.executable,
          "--trainer-dir", str(ROOT / "trainer" / "python"), "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
-         "--admin-key", ADMIN_KEY, "--work-dir", str(log.parent), "--timeout-seconds", "300"],
+         "--gateway-url", gateway_url, "--work-dir", str(log.parent), "--timeout-seconds", "300"],
         cwd=ROOT, stdout=open(log, "a"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PREFIXGATE_TRAINER_KEY": TRAINER_KEY},
     )

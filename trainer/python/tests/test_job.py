@@ -65,14 +65,15 @@ def test_malformed_dataset_fails_with_the_line_number(tmp_path: Path) -> None:
 
 
 def test_held_out_split_is_seeded_and_disjoint() -> None:
-    records = corpus.tenant_dataset("json", seed=3, n=50)
+    records = [corpus.Record(f"question {i}", "", f"answer {i}") for i in range(50)]
     train, held = job.split(records, seed=0)
     assert len(held) == 5 and len(train) == 45
     assert not {r.to_json() for r in held} & {r.to_json() for r in train}
     assert job.split(records, seed=0) == (train, held)
     assert held != records[-5:], "the held-out tenth is drawn, not the file's tail"
     assert job.split(records[:1], seed=0) == (records[:1], records[:1])
-    assert len(job.split(corpus.tenant_dataset("json", seed=3, n=2000), seed=0)[1]) == job.MAX_HELD_OUT
+    many = [corpus.Record(f"q{i}", "", "a") for i in range(2000)]
+    assert len(job.split(many, seed=0)[1]) == job.MAX_HELD_OUT
 
 
 def test_gate_keeps_an_adapter_that_learned_too_little_inactive() -> None:
@@ -94,3 +95,22 @@ def test_if_better_compares_with_the_active_version_on_the_same_held_out_records
     assert job.gate("if-better", 2.0, 0.5, 0.2, 1.0, True)["passed"] is True
     other = job.gate("if-better", 2.0, 0.5, 0.2, 0.1, False)
     assert other["passed"] is True and "not compared" in str(other["reason"])
+
+
+def test_hyper_parameter_maximums_agree_with_the_schema() -> None:
+    from prefixgate_trainer.train import MAXIMUMS
+
+    schema = json.loads((Path(__file__).resolve().parents[3] / "deploy" / "schemas"
+                         / "retrain-request.schema.json").read_text())
+    props = schema["properties"]["hyperParameters"]["properties"]
+    names = {"numVirtualTokens": "num_virtual_tokens", "epochs": "epochs", "maxSteps": "max_steps",
+             "batchSize": "batch_size", "gradAccum": "grad_accum"}
+    assert {names[k]: v["maximum"] for k, v in props.items() if "maximum" in v} == MAXIMUMS
+
+
+def test_a_job_over_the_maximums_fails_fast(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    corpus.write_jsonl(corpus.tenant_dataset("json", seed=7, n=8), data)
+    r = _run(tmp_path, data, "--max-steps", "1000000")
+    assert r.returncode == 2
+    assert "hyper-parameters: max_steps 1000000 is over the maximum of 100000" in r.stderr

@@ -55,7 +55,7 @@ def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
     require_broker()
     g = Gateway(tmp_path / "gw").start()
     log = tmp_path / "worker.log"
-    worker = start_worker(g.topics, log)
+    worker = start_worker(g.topics, log, g.url)
     try:
         before = _answer(g)
         assert before.startswith("Arr, matey!"), before
@@ -100,8 +100,13 @@ def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tm
     require_broker()
     bad = b'{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"}\n{broken\n'
 
+    paths: list[str] = []
+
     class Serve(http.server.BaseHTTPRequestHandler):
+        """Stands in for the gateway's /trainer route (the worker's configured gateway)."""
+
         def do_GET(self) -> None:  # noqa: N802
+            paths.append(self.path)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(bad)
@@ -112,9 +117,9 @@ def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tm
     server = http.server.HTTPServer(("127.0.0.1", 0), Serve)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     topics = f"bad{int(time.time())}"
-    worker = start_worker(topics, tmp_path / "worker.log")
+    worker = start_worker(topics, tmp_path / "worker.log", f"http://127.0.0.1:{server.server_port}")
     try:
-        url = f"http://127.0.0.1:{server.server_port}/bad.jsonl"
+        url = "http://elsewhere.invalid/bad.jsonl"
         request = {"requestId": "bad-1", "tenant": "acme", "adapter": "pirate",
                    "dataset": {"id": "x", "sha256": hashlib.sha256(bad).hexdigest(), "url": url}}
         publish(f"pytest.retrain.{topics}", "acme", json.dumps(request))
@@ -126,6 +131,8 @@ def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tm
             failed = {s["requestId"]: s.get("reason", "") for s in _statuses(topics) if s["state"] == "failed"}
         assert "dataset: line 3: invalid JSON" in failed["bad-1"], failed
         assert "sha256 mismatch" in failed["bad-2"], failed
+        # Fetched from the configured gateway by tenant and id, never from the request's URL.
+        assert paths and set(paths) == {"/trainer/tenants/acme/datasets/x"}, paths
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -137,7 +144,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_one_version_results(tmp_path: P
     require_broker()
     g = Gateway(tmp_path / "gw").start()
     log = tmp_path / "worker.log"
-    worker = start_worker(g.topics, log)
+    worker = start_worker(g.topics, log, g.url)
     try:
         data = (FIXTURES / "datasets" / "acme.jsonl").read_bytes()
         ds = httpx.post(g.url + "/admin/tenants/globex/datasets", headers={**ADMIN,
@@ -150,7 +157,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_one_version_results(tmp_path: P
             time.sleep(0.1)
         worker.kill()  # SIGKILL mid-training: no offset was committed
         worker.wait(timeout=30)
-        worker = start_worker(g.topics, log)
+        worker = start_worker(g.topics, log, g.url)
         job = _wait_job(g, r.json()["id"])
         assert job["state"] == "succeeded", log.read_text()[-3000:]
         versions = httpx.get(g.url + "/admin/tenants/globex/adapters/formal", headers=ADMIN).json()
@@ -188,7 +195,7 @@ def test_chinese_tutorial_retrain_goes_live_and_random_answers_stay_inactive(tmp
     require_broker()
     g = Gateway(tmp_path / "gw").start()
     log = tmp_path / "worker.log"
-    worker = start_worker(g.topics, log)
+    worker = start_worker(g.topics, log, g.url)
     try:
         records = [json.loads(line) for line in (EXAMPLES / "exam-zh.jsonl").read_text().splitlines()]
         answer = records[0]["output"]
@@ -221,4 +228,59 @@ def test_chinese_tutorial_retrain_goes_live_and_random_answers_stay_inactive(tmp
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+        g.stop()
+
+
+def test_a_request_url_never_receives_a_credential_and_the_worker_goes_on(tmp_path: Path) -> None:
+    """Anyone who can produce a retrain request chooses its dataset.url: the worker must not fetch
+    it (no key, no SSRF), fails the job with a reason, and keeps serving requests."""
+    require_jar()
+    require_broker()
+    seen: list[dict[str, str]] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"instruction": "a", "output": "b"}\n')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    g = Gateway(tmp_path / "gw").start()
+    log = tmp_path / "worker.log"
+    worker = start_worker(g.topics, log, g.url)
+    try:
+        body = b'{"instruction": "a", "output": "b"}\n'
+        request = {"requestId": "steal-1", "tenant": "acme", "adapter": "pirate",
+                   "dataset": {"id": "nope", "sha256": hashlib.sha256(body).hexdigest(),
+                               "url": f"http://127.0.0.1:{server.server_port}/grab"}}
+        publish(f"pytest.retrain.{g.topics}", "acme", json.dumps(request))
+        big = {**request, "requestId": "big-1", "hyperParameters": {"maxSteps": 10_000_000}}
+        publish(f"pytest.retrain.{g.topics}", "acme", json.dumps(big))
+        deadline = time.time() + 120
+        failed: dict[str, str] = {}
+        while len(failed) < 2 and time.time() < deadline:
+            failed = {s["requestId"]: s.get("reason", "") for s in _statuses(g.topics) if s["state"] == "failed"}
+        assert "gave HTTP 404" in failed["steal-1"], failed
+        assert "maxSteps" in failed["big-1"] or "maximum" in failed["big-1"], failed
+        assert seen == [], "the request's URL was contacted"
+        assert worker.poll() is None, "the worker must keep running"
+        # It goes on: a valid request after the refused ones trains and goes live.
+        data = (FIXTURES / "datasets" / "initech.jsonl").read_bytes()
+        ds = httpx.post(g.url + "/admin/tenants/acme/datasets?name=json", headers={**ADMIN,
+                        "Content-Type": "application/x-ndjson"}, content=data).json()
+        r = httpx.post(g.url + "/admin/tenants/acme/retrain", headers=ADMIN,
+                       json={"adapter": "pirate", "datasetId": ds["id"], "hyperParameters": {**HYPER, "maxSteps": 20}})
+        assert r.status_code == 202, r.text
+        job = _wait_job(g, r.json()["id"])
+        assert job["state"] in ("succeeded", "not_activated"), (job, log.read_text()[-3000:])
+        assert seen == []
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        server.shutdown()
         g.stop()

@@ -26,6 +26,18 @@ public interface PrefixgateConfig {
   /** Kafka: adapter distribution, dead letters, retrain requests. */
   Kafka kafka();
 
+  /** What trainer workers may do here. */
+  Trainer trainer();
+
+  interface Trainer {
+    /**
+     * The trainer workers' credential ({@code PREFIXGATE_TRAINER_KEY}): it reads a tenant's data
+     * set at {@code /trainer/tenants/{id}/datasets/{dataset}} and nothing else. Without one, that
+     * route answers 503.
+     */
+    Optional<String> key();
+  }
+
   interface Kafka {
     /** Consume adapter events (and replay the compacted topic at start). */
     @WithDefault("false")
@@ -117,7 +129,7 @@ public interface PrefixgateConfig {
     /** Admin API key ({@code PREFIXGATE_ADMIN_KEY}); admin endpoints are closed without one. */
     Optional<String> key();
 
-    /** How trainer workers reach this gateway's admin API (to fetch data sets). */
+    /** This gateway's address as trainer workers reach it (recorded in retrain requests). */
     @WithDefault("http://127.0.0.1:8080")
     String publicUrl();
   }

@@ -158,7 +158,7 @@ public class AdapterEvents {
     Rejection rejection;
     try {
       event = JSON.readTree(r.value());
-      rejection = apply(event);
+      rejection = apply(r.key(), event);
     } catch (Exception e) {
       rejection =
           new Rejection("event", event == null ? "not JSON: " + e.getMessage() : e.toString());
@@ -214,7 +214,7 @@ public class AdapterEvents {
   }
 
   /** Validates and registers one event; returns why it was refused, or null when accepted. */
-  Rejection apply(JsonNode event) throws Exception {
+  Rejection apply(byte[] key, JsonNode event) throws Exception {
     Set<ValidationMessage> errors = schema.validate(event);
     if (!errors.isEmpty()) {
       return new Rejection(
@@ -226,6 +226,19 @@ public class AdapterEvents {
     }
     String tenant = event.get("tenant").asText();
     String name = event.get("adapter").asText();
+    // Compaction keeps the last record per key: a record keyed for another adapter (or tenant)
+    // would compact that adapter's latest event away and new replicas would never see it.
+    String expectedKey = tenant + "/" + name;
+    String given = key == null ? null : new String(key, StandardCharsets.UTF_8);
+    if (!expectedKey.equals(given)) {
+      return new Rejection(
+          "key",
+          "record key "
+              + (given == null ? "(none)" : "'" + truncate(given, 200) + "'")
+              + " must be '"
+              + expectedKey
+              + "', the event's tenant/adapter");
+    }
     byte[] weights;
     try {
       weights = Base64.getDecoder().decode(event.get("safetensors").asText());

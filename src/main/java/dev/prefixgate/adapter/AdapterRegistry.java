@@ -45,6 +45,7 @@ public class AdapterRegistry {
       String metricsJson)
       throws AdapterFormatException {
     PrefixAdapter parsed = PrefixAdapter.read(adapterConfig, safetensors, base.config());
+    lockTenant(tenantId);
     AdapterVersion existing =
         AdapterVersion.find(
                 "tenantId = ?1 and name = ?2 and digest = ?3", tenantId, name, parsed.digest())
@@ -82,21 +83,42 @@ public class AdapterRegistry {
     return new Registered(v, true);
   }
 
-  /** Makes one version the active one of its name (also a rollback); the previous one is kept. */
+  /**
+   * Makes one version the active one of its name (also a rollback); the previous one is kept.
+   * Changes to one tenant's adapters are serialised on its row, and the schema holds at most one
+   * active row per name ({@code active_key}), whatever the database's isolation level.
+   */
   @Transactional
   public Optional<AdapterVersion> activate(String tenantId, String name, int version) {
+    lockTenant(tenantId);
     AdapterVersion target =
         AdapterVersion.find("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
             .firstResult();
     if (target == null || target.status == AdapterVersion.Status.REJECTED) return Optional.empty();
+    // The target is excluded: a bulk update bypasses the persistence context, so demoting it here
+    // and then setting the same values on the managed entity would never be written back.
     AdapterVersion.update(
-        "status = ?1 where tenantId = ?2 and name = ?3 and status = ?4",
+        "status = ?1, activeKey = null where tenantId = ?2 and name = ?3 and status = ?4"
+            + " and version <> ?5",
         AdapterVersion.Status.REGISTERED,
         tenantId,
         name,
-        AdapterVersion.Status.ACTIVE);
+        AdapterVersion.Status.ACTIVE,
+        version);
     target.status = AdapterVersion.Status.ACTIVE;
+    target.activeKey = tenantId + "/" + name;
     return Optional.of(target);
+  }
+
+  /**
+   * Row lock on the tenant until the transaction ends: registrations and activations of one tenant
+   * run one at a time (version numbers and the active pointer never race).
+   */
+  private static void lockTenant(String tenantId) {
+    AdapterVersion.getEntityManager()
+        .createNativeQuery("select id from tenant where id = ?1 for update")
+        .setParameter(1, tenantId)
+        .getResultList();
   }
 
   /** The active version of a tenant's adapter. */
@@ -159,12 +181,14 @@ public class AdapterRegistry {
    */
   @Transactional
   public Retire retire(String tenantId, String name, int version, boolean force) {
+    lockTenant(tenantId);
     AdapterVersion v =
         AdapterVersion.find("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
             .firstResult();
     if (v == null) return Retire.NOT_FOUND;
     if (v.status == AdapterVersion.Status.ACTIVE && !force) return Retire.REFUSED_ACTIVE;
     v.status = AdapterVersion.Status.RETIRED;
+    v.activeKey = null;
     return Retire.RETIRED;
   }
 

@@ -57,6 +57,10 @@ public class AdapterVersion extends PanacheEntityBase {
   @Column(nullable = false)
   public String source;
 
+  /** {@code tenant/name} while this version is the active one, else null (unique: one active). */
+  @Column(name = "active_key")
+  public String activeKey;
+
   /** Training metrics as JSON (held-out eval losses, samples, the gate's verdict), when known. */
   public String metrics;
 

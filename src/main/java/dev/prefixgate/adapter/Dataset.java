@@ -1,8 +1,10 @@
 package dev.prefixgate.adapter;
 
 import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
+import jakarta.persistence.Basic;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
+import jakarta.persistence.FetchType;
 import jakarta.persistence.Id;
 import jakarta.persistence.Table;
 import java.time.Instant;
@@ -26,6 +28,8 @@ public class Dataset extends PanacheEntityBase {
   public int records;
 
   @Column(nullable = false)
+  // Lazy (Quarkus enhances entities): listing data sets must not load every body.
+  @Basic(fetch = FetchType.LAZY)
   public byte[] content;
 
   @Column(name = "created_at", nullable = false)

@@ -222,6 +222,7 @@ public class AdminAdaptersResource {
   @GET
   @Path("/datasets/{id}")
   @Produces("application/x-ndjson")
+  @jakarta.transaction.Transactional // the body is loaded lazily
   public byte[] downloadDataset(@PathParam("tenant") String tenant, @PathParam("id") String id) {
     return datasets
         .find(tenant, id)

@@ -9,14 +9,19 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import org.jboss.resteasy.reactive.server.ServerRequestFilter;
 
-/** Every {@code /admin/...} request must carry {@code Authorization: Bearer <admin key>}. */
+/**
+ * Every {@code /admin/...} request must carry {@code Authorization: Bearer <admin key>}; every
+ * {@code /trainer/...} request the trainer workers' own key, which opens nothing else.
+ */
 public class AdminAuth {
   // Looked up per request: filters are created before runtime configuration mappings exist.
   @Inject Instance<PrefixgateConfig> config;
 
   @ServerRequestFilter
   public Response check(ContainerRequestContext ctx) {
-    if (!ctx.getUriInfo().getPath().startsWith("/admin")) return null;
+    String path = ctx.getUriInfo().getPath();
+    if (path.startsWith("/trainer")) return trainer(ctx);
+    if (!path.startsWith("/admin")) return null;
     String expected = config.get().admin().key().orElse("");
     if (expected.isEmpty()) {
       return refuse(
@@ -27,14 +32,7 @@ public class AdminAuth {
               null,
               "The admin API is disabled: set PREFIXGATE_ADMIN_KEY (prefixgate.admin.key)"));
     }
-    String header = ctx.getHeaderString("Authorization");
-    String given =
-        header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)
-            ? header.substring(7).trim()
-            : "";
-    // Constant-time comparison: the admin key must not leak through timing.
-    if (!MessageDigest.isEqual(
-        given.getBytes(StandardCharsets.UTF_8), expected.getBytes(StandardCharsets.UTF_8))) {
+    if (!matches(ctx, expected)) {
       return refuse(
           new ApiError(
               401,
@@ -44,6 +42,40 @@ public class AdminAuth {
               "Missing or invalid admin key: send 'Authorization: Bearer <admin key>'."));
     }
     return null;
+  }
+
+  private Response trainer(ContainerRequestContext ctx) {
+    String expected = config.get().trainer().key().orElse("");
+    if (expected.isEmpty()) {
+      return refuse(
+          new ApiError(
+              503,
+              "invalid_request_error",
+              "trainer_access_disabled",
+              null,
+              "Trainer access is disabled: set PREFIXGATE_TRAINER_KEY (prefixgate.trainer.key)"));
+    }
+    if (!matches(ctx, expected)) {
+      return refuse(
+          new ApiError(
+              401,
+              "invalid_request_error",
+              "invalid_trainer_key",
+              null,
+              "Missing or invalid trainer key: send 'Authorization: Bearer <trainer key>'."));
+    }
+    return null;
+  }
+
+  /** Constant-time comparison of the bearer token: a key must not leak through timing. */
+  private static boolean matches(ContainerRequestContext ctx, String expected) {
+    String header = ctx.getHeaderString("Authorization");
+    String given =
+        header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)
+            ? header.substring(7).trim()
+            : "";
+    return MessageDigest.isEqual(
+        given.getBytes(StandardCharsets.UTF_8), expected.getBytes(StandardCharsets.UTF_8));
   }
 
   private static Response refuse(ApiError e) {

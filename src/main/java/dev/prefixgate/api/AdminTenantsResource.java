@@ -26,10 +26,12 @@ import java.util.regex.Pattern;
 @Consumes(MediaType.APPLICATION_JSON)
 public class AdminTenantsResource {
   static final Pattern ID = Pattern.compile("[a-z0-9][a-z0-9_-]{0,63}");
+  static final int MAX_NAME_CHARS = 200;
 
   @Inject Tenants tenants;
   @Inject AdapterRegistry registry;
 
+  /** {@code allowBase} defaults to false: base-model access is granted, never assumed. */
   public record CreateTenant(String id, String name, String defaultAdapter, Boolean allowBase) {}
 
   public record UpdateTenant(String name, String defaultAdapter, Boolean allowBase) {}
@@ -53,12 +55,13 @@ public class AdminTenantsResource {
           "id", "id must match " + ID.pattern() + ", got " + (req == null ? null : req.id()));
     }
     String name = req.name() == null || req.name().isBlank() ? req.id() : req.name().strip();
-    if (name.length() > 200) throw ApiError.invalid("name", "name is longer than 200 characters");
+    checkName(name);
+    checkAdapterName(req.defaultAdapter());
     if (tenants.find(req.id()).isPresent())
       throw ApiError.conflict("tenant '" + req.id() + "' already exists");
     Tenant t =
         tenants.ensure(
-            req.id(), name, req.defaultAdapter(), req.allowBase() == null || req.allowBase());
+            req.id(), name, req.defaultAdapter(), req.allowBase() != null && req.allowBase());
     Tenants.IssuedKey key = tenants.issueKey(t.id);
     return Response.status(201).entity(new Created(TenantView.of(t), key.id(), key.key())).build();
   }
@@ -82,6 +85,11 @@ public class AdminTenantsResource {
     Tenant t = Tenant.findById(id);
     if (t == null) throw ApiError.notFound("tenant '" + id + "'");
     if (req == null) throw ApiError.invalid(null, "body required");
+    if (req.name() != null) checkName(req.name().strip());
+    checkAdapterName(
+        req.defaultAdapter() == null || req.defaultAdapter().isBlank()
+            ? null
+            : req.defaultAdapter());
     if (req.name() != null && !req.name().isBlank()) t.displayName = req.name().strip();
     if (req.allowBase() != null) t.allowBase = req.allowBase();
     if (req.defaultAdapter() != null) {
@@ -125,6 +133,25 @@ public class AdminTenantsResource {
       throw ApiError.notFound("key '" + keyId + "' of tenant '" + id + "'");
     if (k.revokedAt == null) k.revokedAt = Instant.now();
     return Response.noContent().build();
+  }
+
+  private static void checkName(String name) {
+    if (name.length() > MAX_NAME_CHARS) {
+      throw ApiError.invalid(
+          "name", "name is limited to " + MAX_NAME_CHARS + " characters, got " + name.length());
+    }
+  }
+
+  private static void checkAdapterName(String adapter) {
+    if (adapter != null && !ID.matcher(adapter).matches()) {
+      throw ApiError.invalid(
+          "defaultAdapter",
+          "defaultAdapter must match "
+              + ID.pattern()
+              + ", got "
+              + adapter.length()
+              + " characters");
+    }
   }
 
   private Tenant tenant(String id) {

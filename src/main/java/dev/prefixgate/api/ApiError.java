@@ -41,6 +41,26 @@ public final class ApiError extends RuntimeException {
     return new ApiError(404, "invalid_request_error", "not_found", null, what + " does not exist");
   }
 
+  /**
+   * A server fault, logged with a reference that the client sees instead of the exception's text
+   * (which may carry internals: SQL, paths, class names).
+   */
+  public static ApiError internal(java.util.logging.Logger log, String what, Throwable cause) {
+    String ref = java.util.UUID.randomUUID().toString().substring(0, 8);
+    log.log(java.util.logging.Level.SEVERE, what + " (reference " + ref + ")", cause);
+    return new ApiError(
+        500,
+        "server_error",
+        "internal_error",
+        null,
+        "The server failed to handle this request (reference " + ref + "); it is logged.");
+  }
+
+  /** The database (or another dependency) cannot be reached; nothing was changed. */
+  public static ApiError unavailable(String message) {
+    return new ApiError(503, "server_error", "service_unavailable", null, message);
+  }
+
   public static ApiError conflict(String message) {
     return new ApiError(409, "invalid_request_error", "conflict", null, message);
   }

@@ -61,6 +61,10 @@ record CompletionRequest(
       }
     }
     String model = optText(body, "model");
+    if (model != null && model.length() > MAX_MODEL_CHARS) {
+      throw ApiError.invalid(
+          "model", "model is limited to " + MAX_MODEL_CHARS + " characters, got " + model.length());
+    }
     String prompt =
         chat ? chatPrompt(body.get("messages"), template) : rawPrompt(body.get("prompt"));
     if (!chat) {
@@ -133,9 +137,19 @@ record CompletionRequest(
         optBool(body, "return_token_ids"));
   }
 
+  /** Documented limits on what a client sends (the body itself is capped at 4 MiB). */
+  static final int MAX_MESSAGES = 512;
+
+  static final int MAX_STOP_CHARS = 256;
+  static final int MAX_MODEL_CHARS = 200;
+
   private static String chatPrompt(JsonNode messages, ChatTemplate template) {
     if (messages == null || !messages.isArray() || messages.isEmpty()) {
       throw ApiError.invalid("messages", "messages must be a non-empty array");
+    }
+    if (messages.size() > MAX_MESSAGES) {
+      throw ApiError.invalid(
+          "messages", "At most " + MAX_MESSAGES + " messages are allowed, got " + messages.size());
     }
     List<ChatTemplate.Message> out = new ArrayList<>();
     for (int i = 0; i < messages.size(); i++) {
@@ -203,8 +217,14 @@ record CompletionRequest(
     }
     if (out.size() > 4)
       throw ApiError.invalid("stop", "At most 4 stop sequences, got " + out.size());
-    for (String x : out)
+    for (String x : out) {
       if (x.isEmpty()) throw ApiError.invalid("stop", "Stop sequences must not be empty");
+      if (x.length() > MAX_STOP_CHARS) {
+        throw ApiError.invalid(
+            "stop",
+            "Stop sequences are limited to " + MAX_STOP_CHARS + " characters, got " + x.length());
+      }
+    }
     return out;
   }
 

@@ -25,18 +25,76 @@ public class ErrorMapper {
   @ServerExceptionMapper
   public Response web(WebApplicationException e) {
     int status = e.getResponse().getStatus();
+    if (status >= 500) return api(ApiError.internal(LOG, "admin request failed", e));
+    return api(
+        new ApiError(status, "invalid_request_error", "http_" + status, null, clientMessage(e)));
+  }
+
+  /**
+   * A body that Jackson refused (unknown field, wrong type): say which field, without the parser's
+   * internals (class names, source locations).
+   */
+  @ServerExceptionMapper
+  public Response json(com.fasterxml.jackson.databind.JsonMappingException e) {
+    String field =
+        e.getPath().stream()
+            .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
+            .collect(java.util.stream.Collectors.joining("."));
+    String why =
+        e instanceof com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException
+            ? "unknown field '" + field + "'"
+            : "field '" + field + "' has the wrong type or value";
+    return api(ApiError.invalid(field.isEmpty() ? null : field, "Invalid JSON body: " + why));
+  }
+
+  @ServerExceptionMapper
+  public Response parse(com.fasterxml.jackson.core.JsonProcessingException e) {
     return api(
         new ApiError(
-            status,
-            status >= 500 ? "server_error" : "invalid_request_error",
-            "http_" + status,
+            400,
+            "invalid_request_error",
+            "invalid_json",
             null,
-            e.getMessage()));
+            "The request body is not valid JSON: " + e.getOriginalMessage()));
+  }
+
+  /** Two changes to one tenant's adapters at once: the loser retries. */
+  @ServerExceptionMapper
+  public Response contention(jakarta.persistence.PessimisticLockException e) {
+    return api(
+        ApiError.conflict(
+            "Another change to this tenant's adapters is in progress; nothing was written. Retry."));
+  }
+
+  @ServerExceptionMapper
+  public Response constraint(org.hibernate.exception.ConstraintViolationException e) {
+    return api(
+        ApiError.conflict(
+            "A concurrent change conflicted with this one; nothing was written. Retry."));
+  }
+
+  @ServerExceptionMapper
+  public Response database(jakarta.persistence.PersistenceException e) {
+    LOG.log(Level.WARNING, "admin request hit a database error", e);
+    return api(
+        ApiError.unavailable(
+            "The registry database did not complete the change; nothing was written. Retry."));
   }
 
   @ServerExceptionMapper
   public Response other(RuntimeException e) {
-    LOG.log(Level.SEVERE, "admin request failed", e);
-    return api(new ApiError(500, "server_error", "internal_error", null, "Internal error: " + e));
+    return api(ApiError.internal(LOG, "admin request failed", e));
+  }
+
+  private static String clientMessage(WebApplicationException e) {
+    Throwable c = e.getCause();
+    if (c instanceof com.fasterxml.jackson.databind.JsonMappingException m) {
+      return "Invalid JSON body at '"
+          + m.getPath().stream()
+              .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
+              .collect(java.util.stream.Collectors.joining("."))
+          + "'";
+    }
+    return e.getResponse().getStatusInfo().getReasonPhrase();
   }
 }

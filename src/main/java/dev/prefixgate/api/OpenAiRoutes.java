@@ -22,7 +22,6 @@ import io.vertx.ext.web.handler.BodyHandler;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
@@ -36,7 +35,6 @@ import java.util.logging.Logger;
 public class OpenAiRoutes {
   private static final Logger LOG = Logger.getLogger(OpenAiRoutes.class.getName());
   static final int MAX_BODY_BYTES = 4 * 1024 * 1024;
-  private static final ObjectMapper ERRORS = new ObjectMapper();
 
   @Inject Tenants tenants;
   @Inject ModelResolver resolver;
@@ -50,11 +48,41 @@ public class OpenAiRoutes {
 
   void routes(@Observes Router router) {
     template = ChatTemplate.forModel(gateway.model().dir());
-    router.post("/v1/chat/completions").handler(BodyHandler.create().setBodyLimit(MAX_BODY_BYTES));
+    for (String path : new String[] {"/v1/chat/completions", "/v1/completions"}) {
+      // Before any byte of the body is read: no key, or a form upload, is refused at once.
+      router.post(path).handler(this::screen);
+      // JSON only: no multipart file uploads reach the disk.
+      router.post(path).handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
+    }
     router.post("/v1/chat/completions").blockingHandler(rc -> complete(rc, true), false);
-    router.post("/v1/completions").handler(BodyHandler.create().setBodyLimit(MAX_BODY_BYTES));
     router.post("/v1/completions").blockingHandler(rc -> complete(rc, false), false);
     router.get("/v1/models").blockingHandler(this::models, false);
+  }
+
+  /** Cheap checks that need no body and no database: a bearer header, and a JSON body. */
+  private void screen(RoutingContext rc) {
+    String header = rc.request().getHeader("Authorization");
+    if (header == null || !header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+      metrics.request("-", 401);
+      writeError(rc.response(), ApiError.unauthorized());
+      return;
+    }
+    String type = rc.request().getHeader("Content-Type");
+    if (type != null
+        && (type.regionMatches(true, 0, "multipart/", 0, 10)
+            || type.regionMatches(true, 0, "application/x-www-form-urlencoded", 0, 33))) {
+      metrics.request("-", 415);
+      writeError(
+          rc.response(),
+          new ApiError(
+              415,
+              "invalid_request_error",
+              "unsupported_media_type",
+              null,
+              "The /v1 endpoints take a JSON body (Content-Type: application/json), not " + type));
+      return;
+    }
+    rc.next();
   }
 
   private void complete(RoutingContext rc, boolean chat) {
@@ -88,11 +116,8 @@ public class OpenAiRoutes {
       metrics.request(tenantTag, e.status);
       writeError(rc.response(), e);
     } catch (Exception e) {
-      LOG.log(Level.SEVERE, "request failed", e);
       metrics.request(tenantTag, 500);
-      writeError(
-          rc.response(),
-          new ApiError(500, "server_error", "internal_error", null, "Internal error: " + e));
+      writeError(rc.response(), ApiError.internal(LOG, "request failed", e));
     }
   }
 
@@ -105,12 +130,22 @@ public class OpenAiRoutes {
     int[] ids = gateway.model().tokenizer().encode(req.prompt());
     int prefix = model.lease() == null ? 0 : model.lease().kv().length();
     int limit = config.engine().maxContext();
-    int room = limit - prefix - ids.length;
+    if (req.maxTokens() != null && req.maxTokens() > limit) {
+      throw ApiError.invalid(
+          "max_tokens",
+          "max_tokens "
+              + req.maxTokens()
+              + " is over this model's context limit of "
+              + limit
+              + " tokens");
+    }
+    // In long: a client's max_tokens near 2^31 must not wrap the sum into a pass.
+    long room = (long) limit - prefix - ids.length;
     int maxTokens =
         req.maxTokens() != null
             ? req.maxTokens()
-            : Math.min(config.engine().defaultMaxTokens(), room);
-    if (maxTokens < 1 || prefix + ids.length + maxTokens > limit) {
+            : (int) Math.max(0, Math.min(config.engine().defaultMaxTokens(), room));
+    if (maxTokens < 1 || (long) prefix + ids.length + maxTokens > limit) {
       throw new ApiError(
           400,
           "invalid_request_error",
@@ -119,7 +154,7 @@ public class OpenAiRoutes {
           "This model's maximum context length is "
               + limit
               + " tokens. However, you requested "
-              + (prefix + ids.length + Math.max(maxTokens, 1))
+              + ((long) prefix + ids.length + Math.max(maxTokens, 1))
               + " tokens ("
               + prefix
               + " in the adapter prefix, "

@@ -33,7 +33,10 @@ public class DemoTenants {
   @Inject Gateway gateway;
 
   void seed(@Observes StartupEvent ignored) throws Exception {
-    if (!config.demo().enabled()) return;
+    if (!config.demo().enabled()) {
+      refuseDemoKeys();
+      return;
+    }
     Path dir = Path.of(config.demo().adaptersDir());
     for (String[] d : DEMO) {
       tenants.ensure(d[0], d[0].substring(0, 1).toUpperCase() + d[0].substring(1), d[1], true);
@@ -48,7 +51,26 @@ public class DemoTenants {
           "demo",
           registry.active(d[0], d[1]).isEmpty(),
           null);
-      LOG.info("demo tenant " + d[0] + ": key " + d[2] + ", default adapter '" + d[1] + "'");
+      LOG.info("demo tenant " + d[0] + " with its documented key, default adapter '" + d[1] + "'");
+    }
+  }
+
+  /**
+   * Outside the demo profile the documented demo keys must not open anything: a database that still
+   * accepts one (a demo database reused for production) stops the start-up.
+   */
+  private void refuseDemoKeys() {
+    for (String[] d : DEMO) {
+      if (tenants.authenticate(d[2]).isPresent()) {
+        throw new IllegalStateException(
+            "the database accepts the published demo key of tenant '"
+                + d[0]
+                + "': it was seeded by the demo profile. Revoke the demo keys (DELETE"
+                + " /admin/tenants/"
+                + d[0]
+                + "/keys/{keyId}) from a demo start, or use another database, before serving"
+                + " without the demo profile.");
+      }
     }
   }
 }

@@ -194,6 +194,12 @@ public class AdapterEventsTest {
             .put("sha256", PrefixAdapter.sha256(cut));
     for (ObjectNode e : List.of(badSum, badBase, badSchema, oversize, truncated)) send(e);
     producer().send(new ProducerRecord<>(TOPIC, "k-bad/json", "{not json")).get();
+    // Keyed for another adapter: compaction would drop that adapter's latest event.
+    producer()
+        .send(
+            new ProducerRecord<>(
+                TOPIC, "k-bad/forged", event("k-dup", "victim", "acme").toString()))
+        .get();
     send(event("k-dup", "marker", "globex"));
     awaitVersions("k-dup", "marker", 1);
     assertEquals(
@@ -201,14 +207,16 @@ public class AdapterEventsTest {
     assertEquals(
         0, registry.versions("k-bad", null).size(), "no rejected event may leave an adapter");
 
-    Map<String, String> reasons = deadLetters(6);
+    Map<String, String> reasons = deadLetters(7);
     assertTrue(reasons.get("k-bad/sum").startsWith("checksum mismatch"), reasons.toString());
     assertTrue(reasons.get("k-bad/base").contains("adapter is for base model"), reasons.toString());
     assertTrue(reasons.get("k-bad/schema").contains("sha256"), reasons.toString());
     assertTrue(reasons.get("k-bad/big").contains("over the limit of 65536"), reasons.toString());
     assertTrue(reasons.get("k-bad/cut").contains("adapter_model.safetensors"), reasons.toString());
     assertTrue(reasons.get("k-bad/json").startsWith("not JSON"), reasons.toString());
-    assertEquals(6L, RejectedEvent.count());
+    assertTrue(reasons.get("k-bad/forged").contains("must be 'k-dup/victim'"), reasons.toString());
+    assertEquals(0, registry.versions("k-dup", "victim").size());
+    assertEquals(7L, RejectedEvent.count());
   }
 
   /** Dead letters by record key → the reason header. */

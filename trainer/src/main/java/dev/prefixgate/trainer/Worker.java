@@ -62,6 +62,9 @@ final class Worker implements AutoCloseable {
   private final HttpClient http = HttpClient.newHttpClient();
   private final JsonSchema requestSchema;
   private final Set<String> succeeded = new HashSet<>();
+  // Attempts started per request id (a running status without a step opens each one), rebuilt
+  // from the status topic at start, so a request that kills its worker is counted across restarts.
+  private final Map<String, Integer> attempts = new java.util.HashMap<>();
   private volatile boolean running = true;
 
   Worker(WorkerConfig cfg, PrintStream log) throws IOException {
@@ -129,8 +132,11 @@ final class Worker implements AutoCloseable {
         for (ConsumerRecord<String, String> r : status.poll(Duration.ofMillis(500))) {
           try {
             JsonNode s = JSON.readTree(r.value());
-            if (Set.of("succeeded", "not_activated").contains(s.path("state").asText()))
+            String state = s.path("state").asText();
+            if (Set.of("succeeded", "not_activated").contains(state))
               succeeded.add(s.path("requestId").asText());
+            if (state.equals("running") && !s.has("step"))
+              attempts.merge(s.path("requestId").asText(), 1, Integer::sum);
           } catch (IOException ignored) {
             // not ours to judge: the gateway validates status events
           }
@@ -171,6 +177,19 @@ final class Worker implements AutoCloseable {
       log.println("worker: request " + requestId + " already succeeded; not training it again");
       return;
     }
+    int started = attempts.getOrDefault(requestId, 0);
+    if (started >= cfg.maxAttempts()) {
+      deadLetter(
+          value,
+          req,
+          "started "
+              + started
+              + " times without finishing (at most "
+              + cfg.maxAttempts()
+              + "); not trying again");
+      return;
+    }
+    attempts.put(requestId, started + 1);
     try {
       train(req);
       succeeded.add(requestId);
@@ -188,11 +207,27 @@ final class Worker implements AutoCloseable {
   }
 
   private void train(JsonNode req) throws Exception {
-    String requestId = req.get("requestId").asText();
     status(req, Status.running(0, null, null));
     Path dir = Files.createTempDirectory(cfg.workDir(), "retrain-");
+    try {
+      train(req, dir);
+    } finally {
+      deleteTree(dir);
+    }
+  }
+
+  private static void deleteTree(Path dir) {
+    try (var paths = Files.walk(dir)) {
+      paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException ignored) {
+      // best effort: the folder lives under the work dir
+    }
+  }
+
+  private void train(JsonNode req, Path dir) throws Exception {
+    String requestId = req.get("requestId").asText();
     Path dataset = dir.resolve("dataset.jsonl");
-    Files.write(dataset, fetchDataset(req.get("dataset")));
+    Files.write(dataset, fetchDataset(req.get("tenant").asText(), req.get("dataset")));
     List<String> cmd =
         new ArrayList<>(
             List.of(
@@ -241,29 +276,17 @@ final class Worker implements AutoCloseable {
     ArrayDeque<String> stderr = new ArrayDeque<>();
     Thread errReader = new Thread(() -> tail(proc.getErrorStream(), stderr), "trainer-stderr");
     errReader.start();
-    long lastSent = 0;
-    try (BufferedReader out =
-        new BufferedReader(new InputStreamReader(proc.getInputStream(), StandardCharsets.UTF_8))) {
-      for (String line; (line = out.readLine()) != null; ) {
-        if (!line.startsWith("{")) continue;
-        JsonNode p = JSON.readTree(line);
-        if (!"progress".equals(p.path("type").asText())) continue;
-        int step = p.get("step").asInt();
-        int total = p.get("total").asInt();
-        double pct = 100.0 * step / total;
-        log.printf(
-            "worker: %s %5.1f%% step %d/%d loss %.4f%n",
-            bar(pct), pct, step, total, p.get("loss").asDouble());
-        if (System.currentTimeMillis() - lastSent > 500 || step == total) {
-          status(req, Status.running(Math.min(99.0, pct), step, p.get("loss").asDouble()));
-          lastSent = System.currentTimeMillis();
-        }
-      }
-    }
+    Thread outReader = new Thread(() -> progress(req, proc.getInputStream()), "trainer-progress");
+    outReader.start();
+    // The watchdog: waitFor returns at the timeout even when the job keeps its stdout open.
     if (!proc.waitFor(cfg.timeoutSeconds(), TimeUnit.SECONDS)) {
+      proc.descendants().forEach(ProcessHandle::destroyForcibly);
       proc.destroyForcibly();
-      throw new JobFailed("training timed out after " + cfg.timeoutSeconds() + " s");
+      proc.waitFor(30, TimeUnit.SECONDS);
+      outReader.join(5000);
+      throw new JobFailed("training timed out after " + cfg.timeoutSeconds() + " s and was killed");
     }
+    outReader.join(5000);
     errReader.join(5000);
     if (proc.exitValue() != 0) {
       String reason;
@@ -286,6 +309,36 @@ final class Worker implements AutoCloseable {
     log.println("worker: request " + requestId + " " + done.get("state").asText() + ": " + done);
   }
 
+  /** Relays the job's progress lines as running statuses (at most two a second). */
+  private void progress(JsonNode req, InputStream stdout) {
+    long lastSent = 0;
+    try (BufferedReader out =
+        new BufferedReader(new InputStreamReader(stdout, StandardCharsets.UTF_8))) {
+      for (String line; (line = out.readLine()) != null; ) {
+        if (!line.startsWith("{")) continue;
+        JsonNode p;
+        try {
+          p = JSON.readTree(line);
+        } catch (IOException e) {
+          continue;
+        }
+        if (!"progress".equals(p.path("type").asText())) continue;
+        int step = p.path("step").asInt();
+        int total = Math.max(1, p.path("total").asInt(1));
+        double pct = 100.0 * step / total;
+        log.printf(
+            "worker: %s %5.1f%% step %d/%d loss %.4f%n",
+            bar(pct), pct, step, total, p.path("loss").asDouble());
+        if (System.currentTimeMillis() - lastSent > 500 || step == total) {
+          status(req, Status.running(Math.min(99.0, pct), step, p.path("loss").asDouble()));
+          lastSent = System.currentTimeMillis();
+        }
+      }
+    } catch (Exception e) {
+      log.println("worker: progress relay stopped: " + e.getMessage());
+    }
+  }
+
   /** The request's activation policy as job flags (absent: the job's own default, the gate). */
   static List<String> activationFlags(JsonNode activation) {
     List<String> flags = new ArrayList<>();
@@ -303,22 +356,33 @@ final class Worker implements AutoCloseable {
     return flags;
   }
 
-  private byte[] fetchDataset(JsonNode d) throws Exception {
-    HttpRequest.Builder b =
-        HttpRequest.newBuilder(URI.create(d.get("url").asText())).timeout(Duration.ofSeconds(60));
-    if (!cfg.adminKey().isEmpty()) b.header("Authorization", "Bearer " + cfg.adminKey());
-    HttpResponse<byte[]> r;
+  /**
+   * Fetches the data set from the configured gateway by tenant and id, with the trainer key. The
+   * request's {@code dataset.url} is never fetched: whoever can produce a request chooses it.
+   */
+  private byte[] fetchDataset(String tenant, JsonNode d) throws Exception {
+    String id = d.get("id").asText();
+    URI uri = URI.create(cfg.gatewayUrl() + "/trainer/tenants/" + tenant + "/datasets/" + id);
+    HttpRequest.Builder b = HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(60));
+    if (!cfg.trainerKey().isEmpty()) b.header("Authorization", "Bearer " + cfg.trainerKey());
+    HttpResponse<InputStream> r;
     try {
-      r = http.send(b.GET().build(), HttpResponse.BodyHandlers.ofByteArray());
+      r = http.send(b.GET().build(), HttpResponse.BodyHandlers.ofInputStream());
     } catch (IOException e) {
-      throw new JobFailed(
-          "cannot fetch the data set from " + d.get("url").asText() + ": " + e.getMessage());
+      throw new JobFailed("cannot fetch data set " + id + " from the gateway: " + e.getMessage());
+    }
+    byte[] body;
+    try (InputStream in = r.body()) {
+      body = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, cfg.maxDatasetBytes() + 1));
     }
     if (r.statusCode() != 200) {
-      throw new JobFailed(
-          "fetching the data set from " + d.get("url").asText() + " gave HTTP " + r.statusCode());
+      throw new JobFailed("fetching data set " + id + " gave HTTP " + r.statusCode());
     }
-    String digest = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(r.body()));
+    if (body.length > cfg.maxDatasetBytes()) {
+      throw new JobFailed(
+          "data set " + id + " is larger than the limit of " + cfg.maxDatasetBytes() + " bytes");
+    }
+    String digest = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(body));
     if (!digest.equals(d.get("sha256").asText())) {
       throw new JobFailed(
           "data set sha256 mismatch: got "
@@ -326,7 +390,21 @@ final class Worker implements AutoCloseable {
               + ", the request says "
               + d.get("sha256").asText());
     }
-    return r.body();
+    return body;
+  }
+
+  /** Parks a request that keeps failing on the dead-letter topic, with its reason, and fails it. */
+  private void deadLetter(String value, JsonNode req, String reason) {
+    String requestId = req.path("requestId").asText();
+    try {
+      ProducerRecord<String, String> dead =
+          new ProducerRecord<>(cfg.deadLettersTopic(), req.path("tenant").asText(), value);
+      dead.headers().add("prefixgate.reason", reason.getBytes(StandardCharsets.UTF_8));
+      producer.send(dead).get(30, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      log.println("worker: could not dead-letter request " + requestId + ": " + e.getMessage());
+    }
+    fail(req, reason);
   }
 
   private void fail(JsonNode req, String reason) {

@@ -19,8 +19,11 @@ public final class WorkerMain {
         --retrain-topic prefixgate.retrain-requests   --status-topic prefixgate.training-status
         --adapters-topic prefixgate.adapters
         --python trainer/python/.venv/bin/python   --trainer-dir trainer/python
-        --model-dir trainer/fixtures/tiny-bloom   --admin-key <gateway admin key>
-        --work-dir /tmp   --timeout-seconds 1800
+        --model-dir trainer/fixtures/tiny-bloom   --gateway-url http://127.0.0.1:8080
+        --work-dir /tmp   --timeout-seconds 1800   --max-dataset-bytes 67108864
+        --max-attempts 3   --dead-letters-topic prefixgate.retrain-dead-letters
+      The gateway's trainer key comes from PREFIXGATE_TRAINER_KEY or --trainer-key-file FILE,
+      never from the command line.
       """;
 
   private WorkerMain() {}

@@ -48,4 +48,29 @@ class WorkerMainTest {
         IllegalArgumentException.class,
         () -> WorkerConfig.from(new String[] {"--timeout-seconds", "0"}, Map.of()));
   }
+
+  /** A credential on the command line is visible to every user of the machine through ps. */
+  @Test
+  void credentialsComeFromTheEnvironmentOrAFileNeverFromArguments() throws Exception {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> WorkerConfig.from(new String[] {"--admin-key", "pg-admin-demo"}, Map.of()));
+    assertTrue(e.getMessage().contains("PREFIXGATE_TRAINER_KEY"), e.getMessage());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> WorkerConfig.from(new String[] {"--trainer-key", "k"}, Map.of()));
+    assertEquals(
+        "from-env",
+        WorkerConfig.from(new String[0], Map.of("PREFIXGATE_TRAINER_KEY", "from-env"))
+            .trainerKey());
+    Path file = java.nio.file.Files.createTempFile("trainer-key", ".txt");
+    java.nio.file.Files.writeString(file, "from-file\n");
+    assertEquals(
+        "from-file",
+        WorkerConfig.from(new String[] {"--trainer-key-file", file.toString()}, Map.of())
+            .trainerKey());
+    java.nio.file.Files.delete(file);
+    assertEquals(3, WorkerConfig.from(new String[0], Map.of()).maxAttempts());
+  }
 }
