@@ -4,6 +4,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -75,8 +76,13 @@ public final class Engine implements AutoCloseable {
   private KvArena spare; // written by the step (present) or a rebuild
   private KvArena prefillIn; // (newcomers, n_head, <= width, head_dim): past, then the result
   private KvArena prefillOut; // (newcomers, n_head, width, head_dim): present of a prefill run
-  private int prefillPmax; // prefix columns of the last prefill, right-aligned
-  private int prefillWidth; // Pmax + Smax of the last prefill; its present is in prefillIn
+  private final ArrayDeque<List<Sequence>> prefillQueue = new ArrayDeque<>(); // admitted, waiting
+  private List<Sequence> prefilling; // the newcomers being prefilled, or null
+  private int prefillPmax; // prefix columns of that prefill, right-aligned
+  private int prefillSmax; // prompt columns of that prefill, right-aligned
+  private int prefillWidth; // Pmax + Smax; when complete, its present is in prefillIn
+  private int prefillSegment; // most prompt columns one run may take (buffer sizes)
+  private int prefillDone; // prompt columns already run
   private FloatBuffer logits; // (rows, positions, vocab)
   private LongBuffer ids; // (rows, seq)
   private LongBuffer maskBuf; // (rows, past + seq)
@@ -247,6 +253,8 @@ public final class Engine implements AutoCloseable {
         failRows(new ArrayList<>(rows), t);
         failRows(newcomers, t);
         newcomers = List.of();
+        prefillQueue.clear();
+        prefilling = null;
         rows.clear();
         pastLen = 0;
         runningRows = 0;
@@ -264,14 +272,28 @@ public final class Engine implements AutoCloseable {
     for (Sequence s : rows) {
       if (s.cancelled && !s.done) finish(s, FinishReason.CANCELLED, null);
     }
-    newcomers = admit();
-    for (List<Sequence> chunk : prefillChunks(newcomers)) {
-      if (prefill(chunk)) rebuild(chunk);
+    if (prefilling == null && prefillQueue.isEmpty()) {
+      newcomers = admit();
+      prefillQueue.addAll(prefillChunks(newcomers));
     }
-    newcomers = List.of();
+    // With rows running, one prefill run of at most prefill_step_tokens per decode step, so the
+    // running streams keep emitting while a long prompt goes in; with none, prefill at full size.
+    while (prefilling != null || !prefillQueue.isEmpty()) {
+      List<Sequence> joining = prefilling;
+      if (joining == null) {
+        joining = prefillQueue.poll();
+        if (!startPrefill(joining)) continue;
+      }
+      boolean budgeted = !rows.isEmpty() && options.prefillStepTokens() > 0;
+      int columns = budgeted ? options.prefillStepTokens() / joining.size() : Integer.MAX_VALUE;
+      if (prefillRun(columns)) rebuild(joining);
+      if (budgeted) break;
+    }
+    if (prefilling == null && prefillQueue.isEmpty()) newcomers = List.of();
     if (anyDone()) rebuild(List.of());
     runningRows = rows.size();
     if (rows.isEmpty()) {
+      if (prefilling != null || !prefillQueue.isEmpty()) return; // goes on at full size
       if (scheduler.size() == 0) releaseIdleMemory();
       scheduler.awaitWork(50);
       return;
@@ -388,12 +410,13 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Runs prefix + prompt for newcomers and samples their first tokens. On an ONNX error or when a
-   * buffer cannot be had, only these newcomers fail; the running batch is untouched.
+   * Starts a prefill for newcomers: sizes the buffers and writes their prefixes as the first past.
+   * The prompt columns then go through ORT in one or more {@link #prefillRun}s. When a buffer
+   * cannot be had, only these newcomers fail; the running batch is untouched.
    *
-   * @return true when the newcomers' KV is in {@link #prefillIn}, {@link #prefillWidth} wide
+   * @return false when the newcomers failed
    */
-  private boolean prefill(List<Sequence> chunk) {
+  private boolean startPrefill(List<Sequence> chunk) {
     int b = chunk.size();
     int pmax = 0;
     int smax = 0;
@@ -404,18 +427,18 @@ public final class Engine implements AutoCloseable {
     int heads = cfg.nHead();
     int d = cfg.headDim();
     int width = pmax + smax;
-    int vocab = cfg.vocabSize();
     int seg = segmentLength(b, smax);
-    boolean segmented = seg < smax;
     try {
       long column = Math.multiplyExact((long) b * heads, d); // floats of one KV column, all rows
-      prefillIn.ensure(Math.multiplyExact(column, segmented ? width : pmax));
+      // prefillIn holds the prefixes first, then (runs alternate) the KV of earlier runs.
+      prefillIn.ensure(Math.multiplyExact(column, width));
       prefillOut.ensure(Math.multiplyExact(column, width));
       ids = memory.ensure(ids, Math.multiplyExact(b, (long) seg), "prefill input ids");
       maskBuf = memory.ensure(maskBuf, Math.multiplyExact(b, (long) width), "prefill mask");
       long positions = contract.logitsPositions(seg);
       logits =
-          memory.ensure(logits, Math.multiplyExact((long) b * positions, vocab), "prefill logits");
+          memory.ensure(
+              logits, Math.multiplyExact((long) b * positions, cfg.vocabSize()), "prefill logits");
     } catch (EngineMemoryException | ArithmeticException e) {
       LOG.warning("prefill of " + b + " requests refused: " + e.getMessage());
       failRows(
@@ -448,52 +471,75 @@ public final class Engine implements AutoCloseable {
       }
       s.slot = r;
     }
-    int positions = 1;
+    prefilling = chunk;
+    prefillPmax = pmax;
+    prefillSmax = smax;
+    prefillWidth = width;
+    prefillSegment = seg;
+    prefillDone = 0;
+    return true;
+  }
+
+  /**
+   * One ORT run over the next at most {@code maxColumns} prompt columns of {@link #prefilling},
+   * extending the KV of the runs before it; after the last one, samples each newcomer's first
+   * token. On an ONNX error only these newcomers fail.
+   *
+   * @return true when the newcomers' KV is complete in {@link #prefillIn}, {@link #prefillWidth}
+   *     wide
+   */
+  private boolean prefillRun(int maxColumns) {
+    List<Sequence> chunk = prefilling;
+    int b = chunk.size();
+    int pmax = prefillPmax;
+    int smax = prefillSmax;
+    int vocab = cfg.vocabSize();
+    int start = prefillDone;
+    int n = Math.min(Math.min(prefillSegment, Math.max(1, maxColumns)), smax - start);
+    int pastW = pmax + start;
+    int w = pastW + n;
+    int positions = contract.logitsPositions(n);
     try {
-      for (int start = 0; start < smax; start += seg) {
-        int n = Math.min(seg, smax - start);
-        int pastW = pmax + start;
-        int w = pastW + n;
-        for (int r = 0; r < b; r++) {
-          Sequence s = chunk.get(r);
-          int[] prompt = s.request.promptIds();
-          int first = smax - prompt.length; // column of the prompt's first token
-          int p = s.request.prefixLength();
-          for (int c = 0; c < n; c++) {
-            int col = start + c;
-            ids.put(r * n + c, col < first ? cfg.padTokenId() : prompt[col - first]);
-          }
-          for (int c = 0; c < w; c++) {
-            boolean prefixCol = c >= pmax - p && c < pmax;
-            boolean promptCol = c >= pmax + first;
-            maskBuf.put(r * w + c, prefixCol || promptCol ? 1 : 0);
-          }
+      for (int r = 0; r < b; r++) {
+        Sequence s = chunk.get(r);
+        int[] prompt = s.request.promptIds();
+        int first = smax - prompt.length; // column of the prompt's first token
+        int p = s.request.prefixLength();
+        for (int c = 0; c < n; c++) {
+          int col = start + c;
+          ids.put(r * n + c, col < first ? cfg.padTokenId() : prompt[col - first]);
         }
-        positions = contract.logitsPositions(n);
-        Map<String, OnnxTensor> in = new HashMap<>();
-        Map<String, OnnxTensor> out = new HashMap<>();
-        try {
-          in.put(GraphContract.INPUT_IDS, tensor(ids, b, n));
-          in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, w));
-          out.put(GraphContract.LOGITS, tensor(logits, b, positions, vocab));
-          bindKv(in, out, prefillIn, pastW, prefillOut, w, b);
-          model.run(in, out);
-        } finally {
-          closeAll(in);
-          closeAll(out);
+        for (int c = 0; c < w; c++) {
+          boolean prefixCol = c >= pmax - p && c < pmax;
+          boolean promptCol = c >= pmax + first;
+          maskBuf.put(r * w + c, prefixCol || promptCol ? 1 : 0);
         }
-        KvArena tmp = prefillIn;
-        prefillIn = prefillOut;
-        prefillOut = tmp;
-        steps.incrementAndGet();
+      }
+      Map<String, OnnxTensor> in = new HashMap<>();
+      Map<String, OnnxTensor> out = new HashMap<>();
+      try {
+        in.put(GraphContract.INPUT_IDS, tensor(ids, b, n));
+        in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, w));
+        out.put(GraphContract.LOGITS, tensor(logits, b, positions, vocab));
+        bindKv(in, out, prefillIn, pastW, prefillOut, w, b);
+        model.run(in, out);
+      } finally {
+        closeAll(in);
+        closeAll(out);
       }
     } catch (OrtException | RuntimeException | OutOfMemoryError e) {
       LOG.log(Level.SEVERE, "prefill failed for " + b + " requests", e);
       failRows(chunk, e);
+      prefilling = null;
       return false;
     }
-    prefillPmax = pmax;
-    prefillWidth = width;
+    KvArena tmp = prefillIn;
+    prefillIn = prefillOut;
+    prefillOut = tmp;
+    steps.incrementAndGet();
+    prefillDone = start + n;
+    if (prefillDone < smax) return false;
+    prefilling = null;
     for (int r = 0; r < b; r++) {
       Sequence s = chunk.get(r);
       prefillTokens.addAndGet(s.request.promptIds().length);

@@ -20,6 +20,9 @@ package dev.prefixgate.engine;
  * @param maxRowsPerTenant rows one tenant may hold at any time; 0 means {@code maxBatchRows}
  * @param fairShare while other tenants wait, no tenant is admitted beyond this fraction of the rows
  *     (rounded down, at least one); 1 turns it off
+ * @param prefillStepTokens while rows are decoding, a prefill runs at most this many prompt tokens
+ *     (all newcomers together) between two decode steps, so running streams keep emitting while a
+ *     long prompt goes in; 0 prefills each group of newcomers in one go
  */
 public record EngineOptions(
     int intraOpThreads,
@@ -33,7 +36,8 @@ public record EngineOptions(
     long memoryBudgetBytes,
     int maxQueuedPerTenant,
     int maxRowsPerTenant,
-    double fairShare) {
+    double fairShare,
+    int prefillStepTokens) {
 
   public EngineOptions {
     positive("max_batch_rows", maxBatchRows);
@@ -58,6 +62,10 @@ public record EngineOptions(
               + " and max_rows_per_tenant "
               + maxRowsPerTenant
               + " must be >= 0 (0 = no per-tenant limit)");
+    }
+    if (prefillStepTokens < 0) {
+      throw new IllegalArgumentException(
+          "prefill_step_tokens " + prefillStepTokens + " must be >= 0 (0 = whole prompts)");
     }
     if (!(fairShare > 0 && fairShare <= 1)) {
       throw new IllegalArgumentException("fair_share " + fairShare + " not in (0, 1]");
@@ -86,8 +94,15 @@ public record EngineOptions(
         0,
         0,
         0,
-        0.5);
+        0.5,
+        DEFAULT_PREFILL_STEP_TOKENS);
   }
+
+  /**
+   * About one decode step's worth of compute on a 560m BLOOM on two cores: enough to keep the
+   * prompt's GEMMs efficient, small enough that a stalled stream waits about one step more.
+   */
+  public static final int DEFAULT_PREFILL_STEP_TOKENS = 64;
 
   public static EngineOptions defaults() {
     return new EngineOptions(0, false, false, 16, 32768, 2048, 256, 2048);
@@ -119,7 +134,8 @@ public record EngineOptions(
         memoryBudgetBytes,
         maxQueuedPerTenant,
         maxRowsPerTenant,
-        fairShare);
+        fairShare,
+        prefillStepTokens);
   }
 
   public EngineOptions withMaxQueue(int queue) {
@@ -135,7 +151,8 @@ public record EngineOptions(
         memoryBudgetBytes,
         maxQueuedPerTenant,
         maxRowsPerTenant,
-        fairShare);
+        fairShare,
+        prefillStepTokens);
   }
 
   public EngineOptions withIntraOpThreads(int threads) {
@@ -151,7 +168,8 @@ public record EngineOptions(
         memoryBudgetBytes,
         maxQueuedPerTenant,
         maxRowsPerTenant,
-        fairShare);
+        fairShare,
+        prefillStepTokens);
   }
 
   public EngineOptions withMaxPrefillTokens(int tokens) {
@@ -167,7 +185,8 @@ public record EngineOptions(
         memoryBudgetBytes,
         maxQueuedPerTenant,
         maxRowsPerTenant,
-        fairShare);
+        fairShare,
+        prefillStepTokens);
   }
 
   public EngineOptions withMemoryBudgetBytes(long bytes) {
@@ -183,7 +202,8 @@ public record EngineOptions(
         bytes,
         maxQueuedPerTenant,
         maxRowsPerTenant,
-        fairShare);
+        fairShare,
+        prefillStepTokens);
   }
 
   public EngineOptions withTenantLimits(int queued, int rows, double share) {
@@ -199,7 +219,25 @@ public record EngineOptions(
         memoryBudgetBytes,
         queued,
         rows,
-        share);
+        share,
+        prefillStepTokens);
+  }
+
+  public EngineOptions withPrefillStepTokens(int tokens) {
+    return new EngineOptions(
+        intraOpThreads,
+        allowSpinning,
+        useCuda,
+        maxBatchRows,
+        maxBatchTokens,
+        maxPrefillTokens,
+        maxQueue,
+        maxContext,
+        memoryBudgetBytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare,
+        tokens);
   }
 
   private static void positive(String name, int v) {

@@ -215,6 +215,45 @@ class EngineAdmissionTest {
     }
   }
 
+  /**
+   * While a long prompt is prefilled, the running row gets one token per prefill run: the prompt
+   * goes in at most prefill_step_tokens columns per decode step.
+   */
+  @Test
+  void runningRowsKeepEmittingWhileALongPromptIsPrefilled() {
+    int step = 64;
+    int promptLen = 700;
+    int runs = (promptLen + step - 1) / step;
+    try (Engine e = engine(EngineOptions.defaults().withPrefillStepTokens(step))) {
+      Gate running = new Gate(2);
+      e.submit(
+          new GenerationRequest(
+              "a", null, longPrompt(10), SamplingParams.greedy(runs + 20).withIgnoreEos(true)),
+          running);
+      running.awaitHeld();
+      int[] runningTokensAtFirstToken = {-1};
+      Collector longOne =
+          new Collector() {
+            @Override
+            public synchronized void onToken(int tokenId, String piece, float logprob) {
+              if (count == 0) runningTokensAtFirstToken[0] = running.count; // engine thread
+              super.onToken(tokenId, piece, logprob);
+            }
+          };
+      e.submit(
+          new GenerationRequest(
+              "b", null, longPrompt(promptLen), SamplingParams.greedy(4).withIgnoreEos(true)),
+          longOne);
+      running.open();
+      assertEquals(FinishReason.LENGTH, longOne.await().reason());
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      // One decode step after each of the first runs-1 runs (the last run joins, then decodes).
+      assertTrue(
+          runningTokensAtFirstToken[0] >= 2 + runs - 1,
+          "running row had " + runningTokensAtFirstToken[0] + " tokens after " + runs + " runs");
+    }
+  }
+
   /** Prefill cut into 8-column runs, each extending the last one's KV, changes no golden. */
   @Test
   void prefillInSeveralRunsStaysExact() {
