@@ -24,9 +24,11 @@ import java.util.logging.Logger;
  *   <li>admit waiting requests (round-robin across tenants, a fair share of rows per tenant while
  *       others wait) while rows, the KV token budget and the memory budget allow;
  *   <li>prefill the newcomers as one left-padded batch: past = their prefixes right-aligned, input
- *       = their prompts right-aligned; sample each one's first token. A prompt wider than the
- *       per-run token limit is prefilled in several runs over its columns, each extending the KV of
- *       the previous one;
+ *       = their prompts right-aligned; sample each one's first token. The prompt columns go through
+ *       ORT in one or more runs, each extending the KV of the previous one: while rows are
+ *       decoding, one run of at most {@code prefill_step_tokens} per decode step (chunked prefill,
+ *       so running streams keep emitting), otherwise as few runs as the per-run token limit allows.
+ *       New requests are admitted once the current prefill is done;
  *   <li>rebuild the running batch's KV when rows joined or left (copy each row's columns,
  *       right-aligned, into the spare buffers; a joining row brings only its prefix and prompt
  *       columns, never the padding its prefill batch needed);
