@@ -34,6 +34,18 @@ public class ErrorMapper {
    * A body that Jackson refused (unknown field, wrong type): say which field, without the parser's
    * internals (class names, source locations).
    */
+  // Quarkus maps MismatchedInputException (which an unknown field is) itself, with an empty body:
+  // these more specific mappers take precedence and name the field.
+  @ServerExceptionMapper
+  public Response unknownField(com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException e) {
+    return json(e);
+  }
+
+  @ServerExceptionMapper
+  public Response mismatch(com.fasterxml.jackson.databind.exc.MismatchedInputException e) {
+    return json(e);
+  }
+
   @ServerExceptionMapper
   public Response json(com.fasterxml.jackson.databind.JsonMappingException e) {
     String field =

@@ -131,7 +131,10 @@ public class OpenAiRoutes {
     int prefix = model.lease() == null ? 0 : model.lease().kv().length();
     int limit = config.engine().maxContext();
     if (req.maxTokens() != null && req.maxTokens() > limit) {
-      throw ApiError.invalid(
+      throw new ApiError(
+          400,
+          "invalid_request_error",
+          "context_length_exceeded",
           "max_tokens",
           "max_tokens "
               + req.maxTokens()
