@@ -37,7 +37,12 @@ public class Gateway {
             e.maxBatchTokens(),
             e.maxPrefillTokens(),
             e.maxQueue(),
-            e.maxContext());
+            e.maxContext(),
+            e.memoryBudgetBytes(),
+            e.maxQueuedPerTenant(),
+            e.maxRowsPerTenant(),
+            e.fairShare(),
+            e.prefillStepTokens());
     this.model = BloomModel.load(Path.of(config.model().dir()), options);
     try {
       this.base = BaseModel.of(model, config.model().name().orElse(null));

@@ -120,6 +120,26 @@ public interface PrefixgateConfig {
     @WithDefault("2048")
     int maxContext();
 
+    /** Bytes of engine buffers (KV, prefill, logits); 0 = 80% of the JVM's direct-memory limit. */
+    @WithDefault("0")
+    long memoryBudgetBytes();
+
+    /** Requests one tenant may have waiting; 0 = max-queue. */
+    @WithDefault("0")
+    int maxQueuedPerTenant();
+
+    /** Rows one tenant may hold; 0 = max-batch-rows. */
+    @WithDefault("0")
+    int maxRowsPerTenant();
+
+    /** While other tenants wait, no tenant is admitted beyond this fraction of the rows. */
+    @WithDefault("0.5")
+    double fairShare();
+
+    /** Prompt tokens prefilled between two decode steps while rows decode; 0 = whole prompts. */
+    @WithDefault("64")
+    int prefillStepTokens();
+
     /** max_tokens when the request does not say. */
     @WithDefault("256")
     int defaultMaxTokens();
