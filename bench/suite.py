@@ -83,7 +83,7 @@ def synthetic_adapters(template: Path, count: int, out: Path, p: int) -> list[Pa
 
 
 class Gateway:
-    def __init__(self, model_dir: Path, cache_bytes: int) -> None:
+    def __init__(self, model_dir: Path, cache_bytes: int, jar: Path = JAR) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="prefixgate-bench-"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -93,7 +93,7 @@ class Gateway:
             ["java", f"-Dquarkus.http.port={self.port}", f"-Dprefixgate.model.dir={model_dir}",
              f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.tmp}/db;DB_CLOSE_ON_EXIT=FALSE",
              f"-Dprefixgate.admin.key={ADMIN_KEY}", f"-Dprefixgate.cache.max-bytes={cache_bytes}",
-             "-Dprefixgate.engine.max-queue=4096", "-Dquarkus.log.level=WARN", "-jar", str(JAR)],
+             "-Dprefixgate.engine.max-queue=4096", "-Dquarkus.log.level=WARN", "-jar", str(jar)],
             cwd=ROOT, stdout=open(self.tmp / "gateway.log", "w"), stderr=subprocess.STDOUT,
             env={**os.environ, "DJL_OFFLINE": "true"},
         )
@@ -127,23 +127,31 @@ class Gateway:
         self.proc.wait(timeout=60)
 
 
-async def _stream(client: httpx.AsyncClient, url: str, key: str, model: str, n: int) -> tuple[float, list[float], int]:
-    """One streamed completion: (ttft seconds, inter-token gaps, tokens)."""
+async def _stream(client: httpx.AsyncClient, url: str, key: str, model: str, n: int, prompt: str = PROMPT,
+                  sampling: dict | None = None, failures: list | None = None) -> tuple[float, list[float], int]:
+    """One streamed completion: (ttft seconds, inter-token gaps, tokens). With `failures`, an HTTP
+    error or a stream that ends with finish_reason "error" is recorded there instead of raised."""
     start = time.perf_counter()
     first = None
     last = None
     gaps: list[float] = []
     tokens = 0
-    body = {"model": model, "prompt": PROMPT, "stream": True, "temperature": 0, "max_tokens": n,
-            "ignore_eos": True, "return_token_ids": True}
+    body = {"model": model, "prompt": prompt, "stream": True, "temperature": 0, "max_tokens": n,
+            "ignore_eos": True, "return_token_ids": True, **(sampling or {})}
     async with client.stream("POST", url + "/v1/completions", json=body,
                              headers={"Authorization": f"Bearer {key}"}) as r:
         if r.status_code != 200:
-            raise RuntimeError(await r.aread())
+            text = await r.aread()
+            if failures is None:
+                raise RuntimeError(text)
+            failures.append(f"HTTP {r.status_code}: {text[:200]!r}")
+            return 0.0, [], 0
         async for line in r.aiter_lines():
             if not line.startswith("data: {"):
                 continue
             chunk = json.loads(line[6:])
+            if failures is not None and chunk.get("choices") and chunk["choices"][0].get("finish_reason") == "error":
+                failures.append(str(chunk)[:300])
             got = len(chunk["choices"][0].get("token_ids", [])) if chunk["choices"] else 0
             if not got:
                 continue
@@ -189,11 +197,151 @@ def json_lines(cmd: list[str], cwd: Path) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+# ---- realistic traffic (issue 12) ------------------------------------------------------------
+
+SAMPLED = {"temperature": 0.8, "top_p": 0.9, "top_k": 50}
+LONG_LENGTHS = [600, 930, 1400, 1900]
+
+
+def prompt_of_length(model_dir: Path, tokens: int) -> str:
+    """A prompt of about `tokens` tokens of the served tokenizer (prose repeated, cut by tokens)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    text = ("The harbour was quiet in the morning; fishermen mended nets, gulls argued over scraps, and "
+            "a ferry horn sounded twice across the grey water. ") * (tokens // 10 + 10)
+    ids = tok.encode(text).ids[:tokens]
+    return tok.decode(ids) + "\n\nAssistant:"
+
+
+async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sampling: dict | None,
+                  delays: list[float] | None = None, measured: list[int] | None = None) -> dict:
+    """One stream per prompt, all concurrent (stream i starts after delays[i] seconds); ITL is taken
+    from the `measured` streams (default all)."""
+    failures: list[str] = []
+    results: dict[int, tuple] = {}
+    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=len(prompts) + 4)) as client:
+
+        async def one(i: int) -> None:
+            if delays:
+                await asyncio.sleep(delays[i])
+            t = time.perf_counter()
+            r = await _stream(client, g.url, g.key, models[i % len(models)], n, prompts[i], sampling, failures)
+            results[i] = (*r, time.perf_counter() - t)
+
+        t = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(len(prompts))))
+        wall = time.perf_counter() - t
+    which = measured if measured is not None else list(results)
+    ttfts = sorted(results[i][0] for i in which if results[i][2])
+    gaps = sorted(x for i in which for x in results[i][1])
+    pct = lambda v, q: v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")  # noqa: E731
+    return {"streams": len(prompts), "failed": len(failures), "first_failure": failures[0] if failures else "",
+            "aggregate_tok_s": sum(r[2] for r in results.values()) / wall,
+            "ttft_p50_ms": pct(ttfts, 0.5) * 1000, "itl_p50_ms": pct(gaps, 0.5) * 1000,
+            "itl_p99_ms": pct(gaps, 0.99) * 1000, "rss_mb": g.rss_mb()}
+
+
+def realistic(model_dir: Path, jar: Path, label: str, scenarios: list[str], n: int = 32) -> list[dict]:
+    template = ROOT / "bench" / "models" / "bloom-560m-random" / "adapter"
+    n_layer = json.loads((model_dir / "config.json").read_text())["n_layer"]
+    if not (template / "adapter_config.json").exists() or \
+            json.loads((template / "adapter_config.json").read_text())["num_layers"] != n_layer:
+        template = ROOT / "trainer" / "fixtures" / "adapters" / "acme"
+    adapters = synthetic_adapters(template, 16, ROOT / "bench" / "models" / f"synthetic-{n_layer}layers-p8", 8)
+    short = PROMPT
+    out = []
+    g = Gateway(model_dir, 256 * 1024 * 1024, jar)
+    try:
+        g.upload([(f"a{i}", d) for i, d in enumerate(adapters)])
+        names = [f"a{i}" for i in range(16)]
+        asyncio.run(traffic(g, names, [short] * 8, 4, None))  # warm-up, not measured
+        for scen in scenarios:
+            kind, streams = scen.rsplit("-", 1)
+            c = int(streams)
+            if kind in ("greedy", "sampled"):
+                r = asyncio.run(traffic(g, names, [short] * c, n, SAMPLED if kind == "sampled" else None))
+            elif kind == "mixed":
+                # Half short prompts streaming from t=0, half long ones (600-1900 tokens) arriving 2 s later;
+                # ITL is that of the short streams, which run while the long prompts go in.
+                prompts = [short if i % 2 == 0 else prompt_of_length(model_dir, LONG_LENGTHS[(i // 2) % 4])
+                           for i in range(c)]
+                delays = [0.0 if i % 2 == 0 else 2.0 for i in range(c)]
+                r = asyncio.run(traffic(g, names, prompts, n, None, delays, [i for i in range(c) if i % 2 == 0]))
+            elif kind == "long":
+                r = asyncio.run(traffic(g, names, [prompt_of_length(model_dir, 930)] * c, n, None))
+            elif kind == "context":
+                r = asyncio.run(traffic(g, names, [prompt_of_length(model_dir, 1000)] * c, n, None))
+            else:
+                raise ValueError(scen)
+            r.update({"jar": label, "scenario": scen})
+            print(json.dumps(r), flush=True)
+            out.append(r)
+    finally:
+        g.stop()
+    return out
+
+
+def realistic_main(a: argparse.Namespace) -> None:
+    model_dir = Path(a.model) if a.model else ROOT / "bench" / "models" / "bloom-560m-random" / "model"
+    rows = []
+    for spec in a.jar:
+        label, _, rest = spec.partition("=")
+        path, _, model = rest.partition("@")
+        rows += realistic(Path(model) if model else model_dir, Path(path or JAR), label, a.scenarios.split(","))
+    labels = [s.partition("=")[0] for s in a.jar]
+    print(f"\n## realistic traffic, {model_dir}: 32 new tokens per stream, distinct adapters, ignore_eos")
+    print("| scenario | " + " | ".join(f"{l} tok/s · TTFT p50 · ITL p50/p99 ms · failed" for l in labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    by = {(r["jar"], r["scenario"]): r for r in rows}
+    for scen in a.scenarios.split(","):
+        cells = []
+        for l in labels:
+            r = by.get((l, scen))
+            cells.append("—" if r is None else f"{r['aggregate_tok_s']:.1f} · {r['ttft_p50_ms']:.0f} · "
+                         f"{r['itl_p50_ms']:.0f}/{r['itl_p99_ms']:.0f} · {r['failed']}/{r['streams']}")
+        print(f"| {scen} | " + " | ".join(cells) + " |")
+    for l in labels:
+        g8, s8 = by.get((l, "greedy-8")), by.get((l, "sampled-8"))
+        g16, s16 = by.get((l, "greedy-16")), by.get((l, "sampled-16"))
+        if g8 and s8:
+            print(f"{l}: sampled/greedy at 8 streams {s8['aggregate_tok_s'] / g8['aggregate_tok_s']:.2f}"
+                  + (f", at 16 {s16['aggregate_tok_s'] / g16['aggregate_tok_s']:.2f}" if g16 and s16 else ""))
+        m = by.get((l, "mixed-8"))
+        if m:
+            print(f"{l}: mixed-8 ITL p99/p50 of the short streams {m['itl_p99_ms'] / m['itl_p50_ms']:.2f}")
+    if len(labels) == 2:
+        a0, b0 = by.get((labels[0], "long-1")), by.get((labels[1], "long-1"))
+        if a0 and b0:
+            print(f"930-token prompt alone, TTFT {labels[0]} / TTFT {labels[1]} = {a0['ttft_p50_ms'] / b0['ttft_p50_ms']:.2f}")
+        for kind in ("greedy-8", "sampled-8", "greedy-16", "sampled-16", "context-16"):
+            x, y = by.get((labels[0], kind)), by.get((labels[1], kind))
+            if x and y and x["aggregate_tok_s"]:
+                print(f"{kind}: tok/s {labels[1]} / {labels[0]} = {y['aggregate_tok_s'] / x['aggregate_tok_s']:.2f}")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with open(results_dir / f"realistic-{stamp}.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny model only, fewer tokens and levels")
     ap.add_argument("--models", default="tiny,560m", help="which models to run (560m only if built)")
+    ap.add_argument("--realistic", action="store_true",
+                    help="only the realistic-traffic scenarios (sampled vs greedy, mixed prompt lengths)")
+    ap.add_argument("--jar", action="append", default=None,
+                    help="LABEL=PATH[@MODEL_DIR] of a quarkus-run.jar to compare (repeatable; default: this build)")
+    ap.add_argument("--model", help="model directory for --realistic (default: the 560m-shaped one)")
+    ap.add_argument("--scenarios", default="greedy-8,sampled-8,greedy-16,sampled-16,mixed-8,long-1",
+                    help="for --realistic: greedy-N, sampled-N, mixed-N, long-N (930 tokens), context-N (1000)")
     a = ap.parse_args()
+    if a.realistic:
+        a.jar = a.jar or [f"this={JAR}"]
+        realistic_main(a)
+        return
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
