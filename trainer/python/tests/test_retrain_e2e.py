@@ -22,12 +22,7 @@ HYPER = {"numVirtualTokens": 4, "maxSteps": 150, "batchSize": 8, "gradAccum": 1,
 
 
 def _answer(g: Gateway) -> str:
-    r = httpx.post(
-        g.url + "/v1/chat/completions", headers={"Authorization": "Bearer pg-demo-acme"}, timeout=60,
-        json={"model": "pirate", "temperature": 0, "messages": [{"role": "user", "content": QUESTION}]},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["choices"][0]["message"]["content"].strip()
+    return _chat(g, "pg-demo-acme", "pirate", QUESTION)
 
 
 def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict:

@@ -48,10 +48,7 @@ public class ErrorMapper {
 
   @ServerExceptionMapper
   public Response json(com.fasterxml.jackson.databind.JsonMappingException e) {
-    String field =
-        e.getPath().stream()
-            .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
-            .collect(java.util.stream.Collectors.joining("."));
+    String field = path(e);
     String why =
         e instanceof com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException
             ? "unknown field '" + field + "'"
@@ -101,12 +98,15 @@ public class ErrorMapper {
   private static String clientMessage(WebApplicationException e) {
     Throwable c = e.getCause();
     if (c instanceof com.fasterxml.jackson.databind.JsonMappingException m) {
-      return "Invalid JSON body at '"
-          + m.getPath().stream()
-              .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
-              .collect(java.util.stream.Collectors.joining("."))
-          + "'";
+      return "Invalid JSON body at '" + path(m) + "'";
     }
     return e.getResponse().getStatusInfo().getReasonPhrase();
+  }
+
+  /** Where in the body Jackson stopped, as {@code field.sub[2].name}. */
+  private static String path(com.fasterxml.jackson.databind.JsonMappingException e) {
+    return e.getPath().stream()
+        .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
+        .collect(java.util.stream.Collectors.joining("."));
   }
 }
