@@ -92,7 +92,9 @@ public class OpenAiRoutes {
       tenantTag = tenant.id;
       JsonNode body;
       try {
-        body = json.readTree(rc.body().asString("UTF-8"));
+        // An empty body has no string at all: it is a client's mistake, not a server fault.
+        String text = rc.body() == null ? null : rc.body().asString("UTF-8");
+        body = text == null || text.isBlank() ? null : json.readTree(text);
       } catch (JsonProcessingException e) {
         throw new ApiError(
             400,

@@ -56,6 +56,21 @@ class TrustBoundaryTest {
     }
   }
 
+  /** An empty body was a 500 (Jackson refuses a null string); it is the client's mistake. */
+  @Test
+  void anEmptyBodyIsA400() {
+    for (String endpoint : List.of("/v1/completions", "/v1/chat/completions")) {
+      given()
+          .auth()
+          .oauth2(OpenAiApiTest.ACME)
+          .contentType(ContentType.JSON)
+          .post(endpoint)
+          .then()
+          .statusCode(400)
+          .body("error.message", containsString("JSON object"));
+    }
+  }
+
   /**
    * Vert.x's default body handler stored multipart files in ./file-uploads before any key check.
    */
