@@ -21,11 +21,14 @@ def adapter_event(
     request_id: str | None = None,
     metrics: dict | None = None,
     source: str = "trainer",
+    producer: str = "prefixgate-trainer",
 ) -> dict:
+    """`producer` names who publishes it; the trainer worker replaces it with its Kafka principal."""
     weights = (adapter_dir / "adapter_model.safetensors").read_bytes()
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     event: dict = {
         "eventId": str(uuid.uuid4()),
+        "producer": producer,
         "tenant": tenant,
         "adapter": adapter,
         "baseModel": {

@@ -25,6 +25,12 @@ def require_jar() -> None:
         pytest.skip("gateway not built (run deploy/local/test)")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Gateway:
     """One gateway process on a free port with its own H2 file database under `data`."""
 
@@ -33,10 +39,11 @@ class Gateway:
         """`topics` names this test's Kafka topics (gateways that share it see the same events)."""
         self.data = data
         self.topics = topics or uuid.uuid4().hex[:8]
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Health, metrics and OpenAPI live on the management interface, its own port.
+        self.management_port = free_port()
+        self.management_url = f"http://127.0.0.1:{self.management_port}"
         self.log_path = data / f"gateway-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -45,12 +52,13 @@ class Gateway:
         self.proc = subprocess.Popen(
             [
                 "java", "-Dquarkus.profile=demo", f"-Dquarkus.http.port={self.port}",
+                f"-Dquarkus.management.port={self.management_port}",
                 f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE",
                 "-Dprefixgate.engine.intra-op-threads=1",
-                f"-Dprefixgate.kafka.adapters-topic=pytest.adapters.{self.topics}",
-                f"-Dprefixgate.kafka.dead-letters-topic=pytest.dead.{self.topics}",
-                f"-Dprefixgate.kafka.retrain-topic=pytest.retrain.{self.topics}",
-                f"-Dprefixgate.kafka.status-topic=pytest.status.{self.topics}",
+                f"-Dprefixgate.kafka.adapters-topic={topic('adapters', self.topics)}",
+                f"-Dprefixgate.kafka.dead-letters-topic={topic('dead', self.topics)}",
+                f"-Dprefixgate.kafka.retrain-topic={topic('retrain', self.topics)}",
+                f"-Dprefixgate.kafka.status-topic={topic('status', self.topics)}",
                 f"-Dprefixgate.admin.public-url={self.url}",
                 "-jar", str(JAR),
             ],
@@ -59,7 +67,7 @@ class Gateway:
         deadline = time.time() + 90
         while True:
             try:
-                with urllib.request.urlopen(self.url + "/q/health/ready", timeout=2) as r:
+                with urllib.request.urlopen(self.management_url + "/q/health/ready", timeout=2) as r:
                     if r.status == 200:
                         return self
             except OSError:
@@ -77,6 +85,25 @@ class Gateway:
 
 KAFKA = ROOT / "deploy" / "local" / "kafka"
 BOOTSTRAP = "127.0.0.1:9092"
+# The production names' prefixes: the local broker's ACLs (deploy/local/kafka-broker/Acls.java) are
+# prefix bindings, so a test's own topics get exactly the rights of the real ones.
+TOPICS = {
+    "adapters": "prefixgate.adapters",
+    "dead": "prefixgate.dead-letters",
+    "retrain": "prefixgate.retrain-requests",
+    "status": "prefixgate.training-status",
+}
+
+
+def topic(kind: str, topics: str) -> str:
+    """This test's topic of one kind, e.g. `prefixgate.adapters.pytest-<topics>`."""
+    return f"{TOPICS[kind]}.pytest-{topics}"
+
+
+def client_config(user: str) -> str:
+    """The local broker's client properties (SASL login) for one of its users."""
+    out = subprocess.run([str(KAFKA), "client-config", user], check=True, capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
 
 
 def require_broker() -> None:
@@ -88,10 +115,12 @@ def require_broker() -> None:
             pytest.skip("no Kafka broker (deploy/local/kafka start)")
 
 
-def publish(topic: str, key: str, value: str) -> None:
-    """Produces one record with the broker's own console producer (no Python Kafka client here)."""
+def publish(topic: str, key: str, value: str, user: str = "trainer") -> None:
+    """Produces one record with the broker's own console producer (no Python Kafka client here),
+    logged in as `user`: `trainer` publishes adapter events, `ops` may ask for retraining."""
     subprocess.run(
         [str(KAFKA), "tool", "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", BOOTSTRAP,
+         "--producer.config", client_config(user), "--producer-property", "max.block.ms=20000",
          "--topic", topic, "--property", "parse.key=true", "--property", "key.separator=\t"],
         input=f"{key}\t{value}\n", text=True, check=True, capture_output=True, timeout=60,
     )
@@ -110,11 +139,12 @@ def start_worker(topics: str, log: Path, gateway_url: str = "http://127.0.0.1:80
 
     return subprocess.Popen(
         ["java", "-jar", str(WORKER_JAR), "--kafka-bootstrap", BOOTSTRAP,
-         "--group-id", f"pytest-trainers-{topics}",
-         "--retrain-topic", f"pytest.retrain.{topics}", "--status-topic", f"pytest.status.{topics}",
-         "--adapters-topic", f"pytest.adapters.{topics}", "--python", sys.executable,
+         "--group-id", f"prefixgate-trainers-pytest-{topics}",
+         "--retrain-topic", topic("retrain", topics), "--status-topic", topic("status", topics),
+         "--adapters-topic", topic("adapters", topics), "--python", sys.executable,
+         "--kafka-security-protocol", "SASL_PLAINTEXT", "--kafka-username", "trainer",
          "--trainer-dir", str(ROOT / "trainer" / "python"), "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
          "--gateway-url", gateway_url, "--work-dir", str(log.parent), "--timeout-seconds", "300"],
         cwd=ROOT, stdout=open(log, "a"), stderr=subprocess.STDOUT,
-        env={**os.environ, "PREFIXGATE_TRAINER_KEY": TRAINER_KEY},
+        env={**os.environ, "PREFIXGATE_TRAINER_KEY": TRAINER_KEY, "PREFIXGATE_KAFKA_PASSWORD": "pg-kafka-trainer-local"},
     )

@@ -12,7 +12,7 @@ import httpx
 
 from prefixgate_trainer.events import adapter_event
 
-from .gateway import ADMIN_KEY, KAFKA, ROOT, Gateway, publish, require_broker, require_jar
+from .gateway import ADMIN_KEY, KAFKA, ROOT, Gateway, publish, require_broker, require_jar, topic
 
 FIXTURES = ROOT / "trainer" / "fixtures"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -46,8 +46,9 @@ def test_broker_restart_during_a_stream(tmp_path: Path) -> None:
     finally:
         subprocess.run([str(KAFKA), "start"], check=True, timeout=120)
     try:
+        assert httpx.post(g.url + "/admin/tenants", headers=ADMIN, json={"id": "outage"}).status_code == 201
         event = adapter_event("outage", "js", FIXTURES / "adapters" / "initech", FIXTURES / "tiny-bloom")
-        publish(f"pytest.adapters.{g.topics}", "outage/js", json.dumps(event))
+        publish(topic("adapters", g.topics), "outage/js", json.dumps(event))
         deadline = time.time() + 90
         while time.time() < deadline:
             r = httpx.get(g.url + "/admin/tenants/outage/adapters", headers=ADMIN)

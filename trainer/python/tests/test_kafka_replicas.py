@@ -10,7 +10,7 @@ import httpx
 
 from prefixgate_trainer.events import adapter_event
 
-from .gateway import ADMIN_KEY, ROOT, Gateway, publish, require_broker, require_jar
+from .gateway import ADMIN_KEY, ROOT, Gateway, publish, require_broker, require_jar, topic
 
 FIXTURES = ROOT / "trainer" / "fixtures"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -45,15 +45,27 @@ def test_two_replicas_serve_a_published_adapter_and_a_late_third_replays_it(tmp_
     second = Gateway(tmp_path / "b", topics=first.topics).start()
     third = None
     try:
+        # Events never create tenants: each replica's own database gets the tenant from its admin.
+        for g in (first, second):
+            assert httpx.post(g.url + "/admin/tenants", headers=ADMIN, json={"id": "replica"}).status_code == 201
         event = adapter_event("replica", "js", FIXTURES / "adapters" / "initech", FIXTURES / "tiny-bloom")
-        publish(f"pytest.adapters.{first.topics}", "replica/js", json.dumps(event))
+        publish(topic("adapters", first.topics), "replica/js", json.dumps(event))
         _serves_golden(first)
         _serves_golden(second)
         (tmp_path / "c").mkdir()
         third = Gateway(tmp_path / "c", topics=first.topics).start()  # empty database
+        # It reads the topic at start and refuses the event (no such tenant, nothing created) ...
+        deadline = time.time() + 60
+        while httpx.get(third.url + "/admin/events/rejected", headers=ADMIN).json() == [] and time.time() < deadline:
+            time.sleep(0.5)
+        assert httpx.get(third.url + "/admin/tenants/replica", headers=ADMIN).status_code == 404
+        # ... and once its admin creates the tenant, replays the compacted topic for it.
+        assert httpx.post(third.url + "/admin/tenants", headers=ADMIN, json={"id": "replica"}).status_code == 201
         _serves_golden(third)
         versions = httpx.get(third.url + "/admin/tenants/replica/adapters", headers=ADMIN).json()
-        assert [(v["version"], v["status"], v["source"]) for v in versions] == [(1, "ACTIVE", "kafka")]
+        assert [(v["version"], v["status"], v["source"], v["producer"]) for v in versions] == [
+            (1, "ACTIVE", "kafka", "prefixgate-trainer")
+        ]
     finally:
         for g in (first, second, third):
             if g:

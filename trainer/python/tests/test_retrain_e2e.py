@@ -8,11 +8,15 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
-from .gateway import ADMIN_KEY, BOOTSTRAP, KAFKA, ROOT, Gateway, publish, require_broker, require_jar, start_worker
+from .gateway import (
+    ADMIN_KEY, BOOTSTRAP, KAFKA, ROOT, Gateway, client_config, publish, require_broker, require_jar, start_worker,
+    topic,
+)
 
 FIXTURES = ROOT / "trainer" / "fixtures"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -39,7 +43,8 @@ def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict:
 def _statuses(topics: str) -> list[dict]:
     out = subprocess.run(
         [str(KAFKA), "tool", "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", BOOTSTRAP,
-         "--topic", f"pytest.status.{topics}", "--from-beginning", "--timeout-ms", "5000"],
+         "--consumer.config", client_config("ops"), "--group", f"prefixgate-ops-pytest-{uuid.uuid4().hex[:8]}",
+         "--topic", topic("status", topics), "--from-beginning", "--timeout-ms", "5000"],
         capture_output=True, text=True, timeout=60,
     ).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -77,7 +82,7 @@ def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
                      "dataset": {"id": ds["id"], "sha256": ds["digest"],
                                  "url": f"{g.url}/admin/tenants/acme/datasets/{ds['id']}"},
                      "hyperParameters": HYPER}
-        publish(f"pytest.retrain.{g.topics}", "acme", json.dumps(duplicate))
+        publish(topic("retrain", g.topics), "acme", json.dumps(duplicate), user="ops")
         deadline = time.time() + 60
         while "already succeeded" not in log.read_text() and time.time() < deadline:
             time.sleep(0.5)
@@ -117,9 +122,9 @@ def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tm
         url = "http://elsewhere.invalid/bad.jsonl"
         request = {"requestId": "bad-1", "tenant": "acme", "adapter": "pirate",
                    "dataset": {"id": "x", "sha256": hashlib.sha256(bad).hexdigest(), "url": url}}
-        publish(f"pytest.retrain.{topics}", "acme", json.dumps(request))
+        publish(topic("retrain", topics), "acme", json.dumps(request), user="ops")
         request2 = {**request, "requestId": "bad-2", "dataset": {**request["dataset"], "sha256": "0" * 64}}
-        publish(f"pytest.retrain.{topics}", "acme", json.dumps(request2))
+        publish(topic("retrain", topics), "acme", json.dumps(request2), user="ops")
         deadline = time.time() + 120
         failed: dict[str, str] = {}
         while len(failed) < 2 and time.time() < deadline:
@@ -253,9 +258,9 @@ def test_a_request_url_never_receives_a_credential_and_the_worker_goes_on(tmp_pa
         request = {"requestId": "steal-1", "tenant": "acme", "adapter": "pirate",
                    "dataset": {"id": "nope", "sha256": hashlib.sha256(body).hexdigest(),
                                "url": f"http://127.0.0.1:{server.server_port}/grab"}}
-        publish(f"pytest.retrain.{g.topics}", "acme", json.dumps(request))
+        publish(topic("retrain", g.topics), "acme", json.dumps(request), user="ops")
         big = {**request, "requestId": "big-1", "hyperParameters": {"maxSteps": 10_000_000}}
-        publish(f"pytest.retrain.{g.topics}", "acme", json.dumps(big))
+        publish(topic("retrain", g.topics), "acme", json.dumps(big), user="ops")
         deadline = time.time() + 120
         failed: dict[str, str] = {}
         while len(failed) < 2 and time.time() < deadline:

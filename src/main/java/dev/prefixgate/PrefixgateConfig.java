@@ -66,6 +66,33 @@ public interface PrefixgateConfig {
     /** Largest inline adapter (safetensors bytes); the topics' max.message.bytes is set to fit. */
     @WithDefault("16777216")
     int maxAdapterBytes();
+
+    /**
+     * {@code SASL_SSL} (the default), {@code SASL_PLAINTEXT} (the local broker), {@code SSL} (mTLS,
+     * with the keystore settings) or {@code PLAINTEXT} (only for a broker nobody else can reach).
+     */
+    @WithDefault("SASL_SSL")
+    String securityProtocol();
+
+    /** {@code SCRAM-SHA-512}, {@code SCRAM-SHA-256} or {@code PLAIN}. */
+    @WithDefault("SCRAM-SHA-512")
+    String saslMechanism();
+
+    /** The gateway's Kafka principal (needed for SASL). */
+    Optional<String> username();
+
+    /** Its password: from the environment ({@code PREFIXGATE_KAFKA_PASSWORD}) or a secret. */
+    Optional<String> password();
+
+    /** Trust store (PEM or PKCS12) for a broker certificate no public CA signed. */
+    Optional<String> sslTruststoreLocation();
+
+    Optional<String> sslTruststorePassword();
+
+    /** Client certificate for mTLS ({@code SSL}). */
+    Optional<String> sslKeystoreLocation();
+
+    Optional<String> sslKeystorePassword();
   }
 
   interface Model {

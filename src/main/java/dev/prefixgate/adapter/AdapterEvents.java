@@ -8,21 +8,28 @@ import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.engine.AdapterFormatException;
 import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.messaging.KafkaClients;
+import dev.prefixgate.tenant.TenantCreated;
 import dev.prefixgate.tenant.Tenants;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
+import jakarta.enterprise.event.TransactionPhase;
 import jakarta.inject.Inject;
 import jakarta.persistence.PersistenceException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Base64;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -36,6 +43,7 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -67,6 +75,12 @@ public class AdapterEvents {
   private Thread thread;
   private JsonSchema schema;
   private String fingerprint;
+  // Tenants created since the consumer started whose published adapters must be read again:
+  // their events were refused while the tenant did not exist. Written by request threads, taken
+  // by the consumer thread, which alone owns replayEnd and replaying.
+  private final Set<String> pendingReplays = ConcurrentHashMap.newKeySet();
+  private final Map<TopicPartition, Long> replayEnd = new HashMap<>();
+  private final Set<String> replaying = new HashSet<>();
   private final AtomicLong accepted = new AtomicLong();
   private final AtomicLong rejected = new AtomicLong();
 
@@ -78,13 +92,11 @@ public class AdapterEvents {
     if (!k.enabled()) return;
     schema = EventSchemas.load("adapter-event");
     fingerprint = gateway.base().fingerprint();
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    Properties p = KafkaClients.connection(k);
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, messageLimit(k));
     p.put(ProducerConfig.ACKS_CONFIG, "all");
     deadLetters = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
-    Properties c = new Properties();
-    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    Properties c = KafkaClients.connection(k);
     c.put(ConsumerConfig.GROUP_ID_CONFIG, "prefixgate-gateway-" + UUID.randomUUID());
     c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
@@ -97,7 +109,13 @@ public class AdapterEvents {
     thread = new Thread(this::run, "prefixgate-adapter-events");
     thread.setDaemon(true);
     thread.start();
-    LOG.info("following adapter events on " + k.adaptersTopic() + " at " + k.bootstrapServers());
+    LOG.info(
+        "following adapter events on "
+            + k.adaptersTopic()
+            + " at "
+            + k.bootstrapServers()
+            + " as "
+            + KafkaClients.principal(k));
   }
 
   /** Adapter and dead-letter topics must carry a whole inline adapter (base64 plus JSON). */
@@ -106,8 +124,7 @@ public class AdapterEvents {
   }
 
   private void ensureTopics(PrefixgateConfig.Kafka k) {
-    Properties p = new Properties();
-    p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    Properties p = KafkaClients.connection(k);
     p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10000);
     p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 15000);
     String max = Integer.toString(messageLimit(k));
@@ -136,13 +153,65 @@ public class AdapterEvents {
     }
   }
 
+  /**
+   * A tenant created after its adapters were published (a new replica's empty database, or events
+   * that arrived before the admin created the tenant) gets them from the compacted topic: the
+   * consumer reads the topic again from the start, for that tenant only.
+   */
+  void tenantCreated(@Observes(during = TransactionPhase.AFTER_SUCCESS) TenantCreated e) {
+    if (!running) return;
+    pendingReplays.add(e.tenantId());
+    consumer.wakeup();
+  }
+
+  /** On the consumer thread: rewinds to the start, remembering where normal reading resumes. */
+  private void startReplays() {
+    if (pendingReplays.isEmpty()) return;
+    Set<TopicPartition> parts = consumer.assignment();
+    // Not assigned yet: the first poll reads from the start anyway (a new group, earliest).
+    if (parts.isEmpty()) return;
+    Map<TopicPartition, Long> ends = new HashMap<>();
+    for (TopicPartition tp : parts) ends.put(tp, consumer.position(tp)); // may be woken up
+    List<String> ids = new ArrayList<>(pendingReplays);
+    pendingReplays.removeAll(ids);
+    ends.forEach((tp, end) -> replayEnd.merge(tp, end, Math::max));
+    replaying.addAll(ids);
+    consumer.seekToBeginning(parts);
+    LOG.info("replaying adapter events for new tenant(s) " + ids);
+  }
+
+  private void consume(ConsumerRecord<byte[], byte[]> r) {
+    TopicPartition tp = new TopicPartition(r.topic(), r.partition());
+    Long end = replayEnd.get(tp);
+    if (end != null && r.offset() < end) {
+      // Already read once: only the tenants being replayed see it again.
+      if (replaying.contains(tenantOf(r.key()))) handle(r);
+      return;
+    }
+    handle(r);
+  }
+
+  private void finishReplays() {
+    replayEnd.entrySet().removeIf(e -> consumer.position(e.getKey()) >= e.getValue());
+    if (replayEnd.isEmpty()) replaying.clear();
+  }
+
+  private static String tenantOf(byte[] key) {
+    if (key == null) return "";
+    String k = new String(key, StandardCharsets.UTF_8);
+    int slash = k.indexOf('/');
+    return slash < 0 ? k : k.substring(0, slash);
+  }
+
   private void run() {
     ensureTopics(config.kafka()); // here, not at start-up: a missing broker must not delay serving
     while (running) {
       try {
+        startReplays();
         for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
-          handle(r);
+          consume(r);
         }
+        if (!replayEnd.isEmpty()) finishReplays();
       } catch (WakeupException e) {
         if (!running) break;
       } catch (Exception e) {
@@ -265,11 +334,21 @@ public class AdapterEvents {
           "baseModel.fingerprint",
           "adapter is for base model " + base + ", this gateway serves " + fingerprint);
     }
+    // An event is a new version of an adapter of an existing tenant, never a new tenant: who may
+    // call the gateway is decided through the admin API, not by whoever can write to a topic.
+    if (tenants.find(tenant).isEmpty()) {
+      return new Rejection(
+          "tenant",
+          "unknown tenant '"
+              + tenant
+              + "': adapter events never create tenants; create it with POST /admin/tenants");
+    }
     byte[] adapterConfig = JSON.writeValueAsBytes(event.get("peftConfig"));
     String policy = event.path("activate").asText("always");
+    AdapterRegistry.Origin origin =
+        new AdapterRegistry.Origin("kafka", event.get("producer").asText());
     for (int attempt = 1; ; attempt++) {
       try {
-        tenants.ensure(tenant, tenant, null, false);
         boolean activate =
             switch (policy) {
               case "never" -> false;
@@ -283,7 +362,7 @@ public class AdapterEvents {
                 adapterConfig,
                 weights,
                 gateway.base(),
-                "kafka",
+                origin,
                 activate,
                 event.has("metrics") ? event.get("metrics").toString() : null);
         if (r.created()) {

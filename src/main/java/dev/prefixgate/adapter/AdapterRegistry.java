@@ -17,6 +17,19 @@ import java.util.Optional;
  */
 @ApplicationScoped
 public class AdapterRegistry {
+  /**
+   * Where a version came from: the path ({@code upload}, {@code kafka}, {@code demo}) and who sent
+   * it (the event's producer, the admin API, the demo seeding).
+   */
+  public record Origin(String source, String producer) {
+    public static final int MAX_PRODUCER = 128;
+
+    public Origin {
+      if (producer != null && producer.length() > MAX_PRODUCER) {
+        producer = producer.substring(0, MAX_PRODUCER);
+      }
+    }
+  }
 
   /** Column size of {@code adapter.metrics}. */
   static final int MAX_METRICS_CHARS = 16000;
@@ -30,6 +43,7 @@ public class AdapterRegistry {
    * are written in one transaction; a refused adapter leaves nothing behind.
    *
    * @param base the served model: shapes to check against, and the identity recorded
+   * @param origin how the version arrived and who sent it
    * @param metricsJson training metrics to keep with a new version (JSON), or null
    * @throws AdapterFormatException when the files are malformed or do not fit the served model
    */
@@ -40,7 +54,7 @@ public class AdapterRegistry {
       byte[] adapterConfig,
       byte[] safetensors,
       BaseModel base,
-      String source,
+      Origin origin,
       boolean activate,
       String metricsJson)
       throws AdapterFormatException {
@@ -76,7 +90,8 @@ public class AdapterRegistry {
     v.metrics =
         metricsJson != null && metricsJson.length() <= MAX_METRICS_CHARS ? metricsJson : null;
     v.status = AdapterVersion.Status.REGISTERED;
-    v.source = source;
+    v.source = origin.source();
+    v.producer = origin.producer();
     v.createdAt = Instant.now();
     v.persist();
     if (activate) activate(tenantId, name, v.version);

@@ -57,6 +57,9 @@ public class AdapterVersion extends PanacheEntityBase {
   @Column(nullable = false)
   public String source;
 
+  /** Who sent it (an event's producer, "admin", "demo"); null before V7. */
+  public String producer;
+
   /** {@code tenant/name} while this version is the active one, else null (unique: one active). */
   @Column(name = "active_key")
   public String activeKey;

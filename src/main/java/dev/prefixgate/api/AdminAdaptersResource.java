@@ -65,6 +65,7 @@ public class AdminAdaptersResource {
       int numVirtualTokens,
       String status,
       String source,
+      String producer,
       String baseModel,
       String baseFingerprint,
       JsonNode metrics,
@@ -77,6 +78,7 @@ public class AdminAdaptersResource {
           a.numVirtualTokens,
           a.status.name(),
           a.source,
+          a.producer,
           a.baseModel,
           a.baseFingerprint,
           Json.tree(a.metrics),
@@ -135,7 +137,15 @@ public class AdminAdaptersResource {
       weights = read(model, "adapter_model");
     }
     AdapterRegistry.Registered r =
-        registry.register(tenant, name, cfg, weights, gateway.base(), "upload", activate, null);
+        registry.register(
+            tenant,
+            name,
+            cfg,
+            weights,
+            gateway.base(),
+            new AdapterRegistry.Origin("upload", "admin"),
+            activate,
+            null);
     return Response.status(r.created() ? 201 : 200).entity(AdapterView.of(r.adapter())).build();
   }
 

@@ -9,6 +9,7 @@ import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.adapter.Dataset;
 import dev.prefixgate.adapter.EventSchemas;
+import dev.prefixgate.messaging.KafkaClients;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -71,16 +72,14 @@ public class RetrainRequests {
     statusSchema = EventSchemas.load("training-status");
     PrefixgateConfig.Kafka k = config.kafka();
     if (!k.enabled()) return;
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    Properties p = KafkaClients.connection(k);
     p.put(ProducerConfig.ACKS_CONFIG, "all");
     // A broker that is down must turn into a quick 503, not a hanging admin call.
     p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000);
     p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 4000);
     p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 8000);
     producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
-    Properties c = new Properties();
-    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrapServers());
+    Properties c = KafkaClients.connection(k);
     // One group for all replicas: they share the database, so one of them applies each status.
     c.put(ConsumerConfig.GROUP_ID_CONFIG, "prefixgate-gateway-status");
     c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");

@@ -48,7 +48,7 @@ public class DemoTenants {
           Files.readAllBytes(adapter.resolve("adapter_config.json")),
           Files.readAllBytes(adapter.resolve("adapter_model.safetensors")),
           gateway.base(),
-          "demo",
+          new AdapterRegistry.Origin("demo", "demo"),
           registry.active(d[0], d[1]).isEmpty(),
           null);
       LOG.info("demo tenant " + d[0] + " with its documented key, default adapter '" + d[1] + "'");

@@ -2,6 +2,8 @@ package dev.prefixgate.tenant;
 
 import dev.prefixgate.engine.PrefixAdapter;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Event;
+import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
@@ -14,6 +16,8 @@ import java.util.UUID;
 @ApplicationScoped
 public class Tenants {
   private static final SecureRandom RANDOM = new SecureRandom();
+
+  @Inject Event<TenantCreated> created;
 
   /** A newly issued key: the only time its plain text exists. */
   public record IssuedKey(String id, String key, String prefix) {}
@@ -44,6 +48,7 @@ public class Tenants {
     t.allowBase = allowBase;
     t.createdAt = Instant.now();
     t.persist();
+    created.fire(new TenantCreated(id));
     return t;
   }
 

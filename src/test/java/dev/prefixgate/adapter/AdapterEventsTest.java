@@ -2,6 +2,8 @@ package dev.prefixgate.adapter;
 
 import static io.restassured.RestAssured.given;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -10,6 +12,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.prefixgate.engine.ModelConfig;
 import dev.prefixgate.engine.ModelFingerprint;
 import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.tenant.Tenants;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
 import io.quarkus.test.junit.TestProfile;
@@ -27,15 +30,19 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.errors.TopicAuthorizationException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.awaitility.Awaitility;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -48,10 +55,11 @@ public class AdapterEventsTest {
   public static final String RUN = UUID.randomUUID().toString().substring(0, 8);
   public static final String BOOTSTRAP =
       System.getenv().getOrDefault("KAFKA_BOOTSTRAP", "127.0.0.1:9092");
-  public static final String TOPIC = "test.adapters." + RUN;
-  public static final String DEAD = "test.dead-letters." + RUN;
-  public static final String RETRAIN = "test.retrain." + RUN;
-  public static final String STATUS = "test.status." + RUN;
+  // Under the production names' prefixes: the local broker's ACLs are prefix bindings.
+  public static final String TOPIC = "prefixgate.adapters.test-" + RUN;
+  public static final String DEAD = "prefixgate.dead-letters.test-" + RUN;
+  public static final String RETRAIN = "prefixgate.retrain-requests.test-" + RUN;
+  public static final String STATUS = "prefixgate.training-status.test-" + RUN;
   static final ObjectMapper JSON = new ObjectMapper();
 
   public static class WithKafka implements QuarkusTestProfile {
@@ -69,18 +77,43 @@ public class AdapterEventsTest {
   }
 
   @Inject AdapterRegistry registry;
+  @Inject Tenants tenants;
 
   private static KafkaProducer<String, String> producer;
 
-  /** One plain producer for every Kafka test class in this JVM; the JVM's exit closes it. */
+  /**
+   * A client login on the local broker (deploy/local/kafka): {@code trainer} may publish adapter
+   * events, {@code gateway} may not, {@code stranger} may do nothing at all.
+   */
+  public static Properties login(String user) {
+    Properties p = new Properties();
+    p.put("bootstrap.servers", BOOTSTRAP);
+    p.put("security.protocol", "SASL_PLAINTEXT");
+    p.put("sasl.mechanism", "SCRAM-SHA-512");
+    p.put(
+        "sasl.jaas.config",
+        "org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
+            + user
+            + "\" password=\"pg-kafka-"
+            + user
+            + "-local\";");
+    return p;
+  }
+
+  /** The trainer's producer for every Kafka test class in this JVM; the JVM's exit closes it. */
   static synchronized KafkaProducer<String, String> producer() {
     if (producer == null) {
-      Properties p = new Properties();
-      p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
+      Properties p = login("trainer");
       p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 4 * 1024 * 1024);
       producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
     }
     return producer;
+  }
+
+  /** Events never create tenants: the tenants these tests publish for exist beforehand. */
+  @BeforeEach
+  void tenants() {
+    for (String t : List.of("k-acme", "k-dup", "k-bad")) tenants.ensure(t, t, null, false);
   }
 
   static byte[] file(String adapter, String name) throws Exception {
@@ -104,6 +137,7 @@ public class AdapterEventsTest {
     e.put("sha256", PrefixAdapter.sha256(weights));
     e.put("safetensors", Base64.getEncoder().encodeToString(weights));
     e.put("source", "test");
+    e.put("producer", "adapter-events-test");
     return e;
   }
 
@@ -209,6 +243,7 @@ public class AdapterEventsTest {
             new ProducerRecord<>(
                 TOPIC, "k-bad/forged", event("k-dup", "victim", "acme").toString()))
         .get();
+    send(event("k-nobody", "a", "acme"));
     send(event("k-dup", "marker", "globex"));
     awaitVersions("k-dup", "marker", 1);
     assertEquals(
@@ -216,7 +251,7 @@ public class AdapterEventsTest {
     assertEquals(
         0, registry.versions("k-bad", null).size(), "no rejected event may leave an adapter");
 
-    Map<String, String> reasons = deadLetters(7);
+    Map<String, String> reasons = deadLetters(8);
     assertTrue(reasons.get("k-bad/sum").startsWith("checksum mismatch"), reasons.toString());
     assertTrue(reasons.get("k-bad/base").contains("adapter is for base model"), reasons.toString());
     assertTrue(reasons.get("k-bad/schema").contains("sha256"), reasons.toString());
@@ -225,14 +260,92 @@ public class AdapterEventsTest {
     assertTrue(reasons.get("k-bad/json").startsWith("not JSON"), reasons.toString());
     assertTrue(reasons.get("k-bad/forged").contains("must be 'k-dup/victim'"), reasons.toString());
     assertEquals(0, registry.versions("k-dup", "victim").size());
-    assertEquals(7L, RejectedEvent.count());
+    assertTrue(
+        reasons.get("k-nobody/a").startsWith("unknown tenant 'k-nobody'"), reasons.toString());
+    assertTrue(tenants.find("k-nobody").isEmpty(), "an event must never create a tenant");
+    assertEquals(
+        8L, RejectedEvent.count("tenantId is null or tenantId <> ?1", "k-late"), "one row each");
+  }
+
+  /**
+   * Only the trainer's principal may publish adapter events: the gateway's login, a login with no
+   * rights and a client with no login at all are all refused by the broker, so nothing they send
+   * reaches the registry.
+   */
+  @Test
+  void producersWithoutTheTrainersLoginCannotPublishAdapterEvents() throws Exception {
+    for (String user : List.of("gateway", "stranger")) {
+      Properties p = login(user);
+      p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 10_000);
+      try (KafkaProducer<String, String> forger =
+          new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+        ObjectNode e = event("k-acme", "forged-" + user, "acme");
+        ExecutionException refused =
+            assertThrows(
+                ExecutionException.class,
+                () ->
+                    forger
+                        .send(new ProducerRecord<>(TOPIC, "k-acme/forged-" + user, e.toString()))
+                        .get());
+        assertInstanceOf(TopicAuthorizationException.class, refused.getCause(), user);
+      }
+    }
+    Properties anonymous = new Properties();
+    anonymous.put("bootstrap.servers", BOOTSTRAP);
+    anonymous.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 3000);
+    try (KafkaProducer<String, String> forger =
+        new KafkaProducer<>(anonymous, new StringSerializer(), new StringSerializer())) {
+      ObjectNode e = event("k-acme", "forged-anonymous", "acme");
+      // Without SASL the broker never completes the handshake: the send cannot even start.
+      Exception refused =
+          assertThrows(
+              Exception.class,
+              () ->
+                  forger
+                      .send(new ProducerRecord<>(TOPIC, "k-acme/forged-anonymous", e.toString()))
+                      .get());
+      Throwable cause = refused instanceof ExecutionException ? refused.getCause() : refused;
+      assertInstanceOf(TimeoutException.class, cause, refused.toString());
+    }
+    // The trainer's event, sent after the forgeries, arrives; none of the forgeries did.
+    send(event("k-acme", "after-forgeries", "initech"));
+    awaitVersions("k-acme", "after-forgeries", 1);
+    for (String forged : List.of("forged-gateway", "forged-stranger", "forged-anonymous")) {
+      assertEquals(0, registry.versions("k-acme", forged).size(), forged);
+    }
+  }
+
+  /**
+   * An event for a tenant that does not exist yet is refused, and served once the admin creates the
+   * tenant: the consumer replays the compacted topic for it (a new replica's empty database is the
+   * same case).
+   */
+  @Test
+  void aTenantCreatedAfterItsAdapterWasPublishedGetsItFromTheTopic() throws Exception {
+    send(event("k-late", "tutor", "xuetang"));
+    send(event("k-dup", "late-marker", "globex"));
+    awaitVersions("k-dup", "late-marker", 1);
+    assertTrue(tenants.find("k-late").isEmpty());
+    assertEquals(1L, RejectedEvent.count("tenantId = ?1 and field = ?2", "k-late", "tenant"));
+    given()
+        .auth()
+        .oauth2("pg-admin-test")
+        .contentType(ContentType.JSON)
+        .body("{\"id\":\"k-late\"}")
+        .post("/admin/tenants")
+        .then()
+        .statusCode(201);
+    awaitVersions("k-late", "tutor", 1);
+    assertEquals("ACTIVE", registry.versions("k-late", "tutor").get(0).status.name());
+    // Only the new tenant's events were read again: nothing else was registered or refused twice.
+    assertEquals(1, registry.versions("k-dup", "late-marker").size());
+    assertEquals(1L, RejectedEvent.count("tenantId = ?1 and field = ?2", "k-late", "tenant"));
   }
 
   /** Dead letters by record key → the reason header. */
   static Map<String, String> deadLetters(int expected) {
-    Properties c = new Properties();
-    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, BOOTSTRAP);
-    c.put(ConsumerConfig.GROUP_ID_CONFIG, "test-" + UUID.randomUUID());
+    Properties c = login("ops");
+    c.put(ConsumerConfig.GROUP_ID_CONFIG, "prefixgate-ops-test-" + UUID.randomUUID());
     c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     Map<String, String> out = new HashMap<>();
     try (KafkaConsumer<byte[], byte[]> consumer =

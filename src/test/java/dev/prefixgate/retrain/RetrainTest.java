@@ -156,9 +156,9 @@ class RetrainTest {
   }
 
   static JsonNode readOne(String topic, String requestId) throws Exception {
-    Properties c = new Properties();
-    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, AdapterEventsTest.BOOTSTRAP);
-    c.put(ConsumerConfig.GROUP_ID_CONFIG, "test-" + UUID.randomUUID());
+    // Read as the trainer reads it: its login, a group under its prefix.
+    Properties c = AdapterEventsTest.login("trainer");
+    c.put(ConsumerConfig.GROUP_ID_CONFIG, "prefixgate-trainers-test-" + UUID.randomUUID());
     c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     try (KafkaConsumer<String, String> consumer =
         new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {

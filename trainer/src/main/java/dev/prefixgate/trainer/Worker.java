@@ -74,13 +74,11 @@ final class Worker implements AutoCloseable {
         Worker.class.getResourceAsStream("/schemas/retrain-request.schema.json")) {
       requestSchema = JsonSchemaFactory.getInstance(SpecVersion.VersionFlag.V202012).getSchema(in);
     }
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cfg.bootstrap());
+    Properties p = cfg.kafka();
     p.put(ProducerConfig.ACKS_CONFIG, "all");
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 24 * 1024 * 1024);
     producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
-    Properties c = new Properties();
-    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cfg.bootstrap());
+    Properties c = cfg.kafka();
     c.put(ConsumerConfig.GROUP_ID_CONFIG, cfg.groupId());
     c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
@@ -99,7 +97,12 @@ final class Worker implements AutoCloseable {
     loadSucceeded();
     consumer.subscribe(List.of(cfg.retrainTopic()));
     log.println(
-        "worker: waiting for retrain requests on " + cfg.retrainTopic() + " at " + cfg.bootstrap());
+        "worker: waiting for retrain requests on "
+            + cfg.retrainTopic()
+            + " at "
+            + cfg.bootstrap()
+            + " as "
+            + cfg.producer());
     while (running) {
       try {
         for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
@@ -117,8 +120,7 @@ final class Worker implements AutoCloseable {
 
   /** Request ids that already succeeded (from the status topic), so a redelivery trains nothing. */
   private void loadSucceeded() {
-    Properties c = new Properties();
-    c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cfg.bootstrap());
+    Properties c = cfg.kafka();
     try (KafkaConsumer<String, String> status =
         new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
       List<TopicPartition> parts =
@@ -300,6 +302,8 @@ final class Worker implements AutoCloseable {
       throw new JobFailed("training failed (exit " + proc.exitValue() + "): " + reason);
     }
     JsonNode event = JSON.readTree(Files.readAllBytes(dir.resolve("out").resolve("event.json")));
+    // The event names who published it: this worker's Kafka principal, whatever the job wrote.
+    ((ObjectNode) event).put("producer", cfg.producer());
     String key = req.get("tenant").asText() + "/" + req.get("adapter").asText();
     producer
         .send(new ProducerRecord<>(cfg.adaptersTopic(), key, event.toString()))

@@ -24,6 +24,14 @@ import java.util.Map;
  * @param maxDatasetBytes a data set download larger than this fails the job
  * @param maxAttempts a request that started this many times without finishing (it killed its
  *     worker, say) goes to {@code deadLettersTopic} instead of training again
+ * @param kafkaSecurityProtocol {@code SASL_SSL} (default), {@code SASL_PLAINTEXT} (the local
+ *     broker), {@code SSL} or {@code PLAINTEXT}
+ * @param kafkaSaslMechanism {@code SCRAM-SHA-512} (default), {@code SCRAM-SHA-256} or {@code PLAIN}
+ * @param kafkaUsername the worker's Kafka principal (the broker's ACLs let it publish adapter
+ *     events); also written into each event as its producer
+ * @param kafkaPassword from {@code PREFIXGATE_KAFKA_PASSWORD} or {@code --kafka-password-file},
+ *     never from the command line
+ * @param kafkaTruststore optional trust store for the broker's certificate (TLS)
  */
 record WorkerConfig(
     String bootstrap,
@@ -40,7 +48,57 @@ record WorkerConfig(
     long timeoutSeconds,
     long maxDatasetBytes,
     int maxAttempts,
-    String deadLettersTopic) {
+    String deadLettersTopic,
+    String kafkaSecurityProtocol,
+    String kafkaSaslMechanism,
+    String kafkaUsername,
+    String kafkaPassword,
+    String kafkaTruststore) {
+  static final java.util.Set<String> PROTOCOLS =
+      java.util.Set.of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL");
+  static final java.util.Set<String> MECHANISMS =
+      java.util.Set.of("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN");
+
+  /** Connection settings every Kafka client of the worker shares (addresses, transport, login). */
+  java.util.Properties kafka() {
+    java.util.Properties p = new java.util.Properties();
+    p.put("bootstrap.servers", bootstrap);
+    p.put("security.protocol", kafkaSecurityProtocol);
+    if (kafkaSecurityProtocol.startsWith("SASL_")) {
+      String module =
+          kafkaSaslMechanism.equals("PLAIN")
+              ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+              : "org.apache.kafka.common.security.scram.ScramLoginModule";
+      p.put("sasl.mechanism", kafkaSaslMechanism);
+      p.put(
+          "sasl.jaas.config",
+          module
+              + " required username=\""
+              + jaas(kafkaUsername)
+              + "\" password=\""
+              + jaas(kafkaPassword)
+              + "\";");
+    }
+    if (kafkaSecurityProtocol.endsWith("SSL") && !kafkaTruststore.isEmpty()) {
+      p.put("ssl.truststore.location", kafkaTruststore);
+    }
+    return p;
+  }
+
+  private static String jaas(String v) {
+    return v.replace("\\", "\\\\").replace("\"", "\\\"");
+  }
+
+  /** The principal named as the producer of the events this worker publishes. */
+  String producer() {
+    return kafkaUsername.isEmpty() ? "prefixgate-trainer-worker" : kafkaUsername;
+  }
+
+  @Override
+  public String toString() {
+    // A record's toString would print both secrets.
+    return "WorkerConfig[" + bootstrap + " as " + producer() + "]";
+  }
 
   static WorkerConfig from(String[] args, Map<String, String> env) {
     Map<String, String> a = new HashMap<>();
@@ -49,6 +107,11 @@ record WorkerConfig(
         throw new IllegalArgumentException("expected --name value, got '" + args[i] + "'");
       }
       a.put(args[i].substring(2), args[++i]);
+    }
+    if (a.containsKey("kafka-password")) {
+      throw new IllegalArgumentException(
+          "credentials are not taken from the command line (ps shows it): set"
+              + " PREFIXGATE_KAFKA_PASSWORD or --kafka-password-file");
     }
     if (a.containsKey("admin-key") || a.containsKey("trainer-key")) {
       throw new IllegalArgumentException(
@@ -73,6 +136,36 @@ record WorkerConfig(
             "cannot read --trainer-key-file " + a.get("trainer-key-file") + ": " + e.getMessage());
       }
     }
+    String kafkaPassword = env.getOrDefault("PREFIXGATE_KAFKA_PASSWORD", "");
+    if (a.containsKey("kafka-password-file")) {
+      try {
+        kafkaPassword =
+            java.nio.file.Files.readString(Path.of(a.get("kafka-password-file"))).strip();
+      } catch (java.io.IOException e) {
+        throw new IllegalArgumentException(
+            "cannot read --kafka-password-file "
+                + a.get("kafka-password-file")
+                + ": "
+                + e.getMessage());
+      }
+    }
+    String protocol = get.apply("kafka-security-protocol", "SASL_SSL").strip().toUpperCase();
+    if (!PROTOCOLS.contains(protocol)) {
+      throw new IllegalArgumentException(
+          "kafka-security-protocol must be one of " + PROTOCOLS + ", got " + protocol);
+    }
+    String mechanism = get.apply("kafka-sasl-mechanism", "SCRAM-SHA-512").strip().toUpperCase();
+    if (!MECHANISMS.contains(mechanism)) {
+      throw new IllegalArgumentException(
+          "kafka-sasl-mechanism must be one of " + MECHANISMS + ", got " + mechanism);
+    }
+    String kafkaUser = get.apply("kafka-username", "");
+    if (protocol.startsWith("SASL_") && (kafkaUser.isEmpty() || kafkaPassword.isEmpty())) {
+      throw new IllegalArgumentException(
+          protocol
+              + " needs --kafka-username (or PREFIXGATE_KAFKA_USERNAME) and"
+              + " PREFIXGATE_KAFKA_PASSWORD (or --kafka-password-file)");
+    }
     String gateway = get.apply("gateway-url", "http://127.0.0.1:8080");
     if (!gateway.startsWith("http://") && !gateway.startsWith("https://")) {
       throw new IllegalArgumentException("gateway-url must be an http(s) URL, got " + gateway);
@@ -92,7 +185,12 @@ record WorkerConfig(
         timeout,
         maxDataset,
         (int) Math.min(attempts, 1000),
-        get.apply("dead-letters-topic", "prefixgate.retrain-dead-letters"));
+        get.apply("dead-letters-topic", "prefixgate.retrain-dead-letters"),
+        protocol,
+        mechanism,
+        kafkaUser,
+        kafkaPassword,
+        get.apply("kafka-truststore", ""));
   }
 
   private static long positive(String value, String name) {

@@ -22,7 +22,10 @@ public final class WorkerMain {
         --model-dir trainer/fixtures/tiny-bloom   --gateway-url http://127.0.0.1:8080
         --work-dir /tmp   --timeout-seconds 1800   --max-dataset-bytes 67108864
         --max-attempts 3   --dead-letters-topic prefixgate.retrain-dead-letters
+        --kafka-security-protocol SASL_SSL   --kafka-sasl-mechanism SCRAM-SHA-512
+        --kafka-username NAME   --kafka-truststore FILE
       The gateway's trainer key comes from PREFIXGATE_TRAINER_KEY or --trainer-key-file FILE,
+      the Kafka password from PREFIXGATE_KAFKA_PASSWORD or --kafka-password-file FILE:
       never from the command line.
       """;
 

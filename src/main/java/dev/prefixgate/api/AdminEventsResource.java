@@ -1,0 +1,60 @@
+package dev.prefixgate.api;
+
+import dev.prefixgate.adapter.RejectedEvent;
+import io.quarkus.panache.common.Sort;
+import jakarta.transaction.Transactional;
+import jakarta.ws.rs.DefaultValue;
+import jakarta.ws.rs.GET;
+import jakarta.ws.rs.Path;
+import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.QueryParam;
+import jakarta.ws.rs.core.MediaType;
+import java.time.Instant;
+import java.util.List;
+
+/** Adapter events this gateway refused (also on the dead-letter topic), newest first. */
+@Path("/admin/events/rejected")
+@Produces(MediaType.APPLICATION_JSON)
+public class AdminEventsResource {
+  static final int MAX_LIMIT = 1000;
+
+  public record RejectedView(
+      long id,
+      String eventId,
+      String tenant,
+      String adapter,
+      String topic,
+      int partition,
+      long offset,
+      String field,
+      String reason,
+      Instant createdAt) {
+    static RejectedView of(RejectedEvent e) {
+      return new RejectedView(
+          e.id,
+          e.eventId,
+          e.tenantId,
+          e.adapterName,
+          e.topic,
+          e.partition,
+          e.offset,
+          e.field,
+          e.reason,
+          e.createdAt);
+    }
+  }
+
+  @GET
+  @Transactional
+  public List<RejectedView> list(@QueryParam("limit") @DefaultValue("100") int limit) {
+    if (limit < 1 || limit > MAX_LIMIT) {
+      throw ApiError.invalid("limit", "limit must be 1.." + MAX_LIMIT + ", got " + limit);
+    }
+    return RejectedEvent.<RejectedEvent>findAll(Sort.descending("id"))
+        .page(0, limit)
+        .list()
+        .stream()
+        .map(RejectedView::of)
+        .toList();
+  }
+}
