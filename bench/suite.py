@@ -89,8 +89,12 @@ class Gateway:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.management_url = f"http://127.0.0.1:{s.getsockname()[1]}"
         self.proc = subprocess.Popen(
             ["java", f"-Dquarkus.http.port={self.port}", f"-Dprefixgate.model.dir={model_dir}",
+             f"-Dquarkus.management.port={self.management_url.rsplit(':', 1)[1]}",
              f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.tmp}/db;DB_CLOSE_ON_EXIT=FALSE",
              f"-Dprefixgate.admin.key={ADMIN_KEY}", f"-Dprefixgate.cache.max-bytes={cache_bytes}",
              "-Dprefixgate.engine.max-queue=4096", "-Dquarkus.log.level=WARN", "-jar", str(jar)],
@@ -100,7 +104,7 @@ class Gateway:
         deadline = time.time() + 180
         while True:
             try:
-                with urllib.request.urlopen(self.url + "/q/health/ready", timeout=2):
+                with urllib.request.urlopen(self.management_url + "/q/health/ready", timeout=2):
                     break
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:

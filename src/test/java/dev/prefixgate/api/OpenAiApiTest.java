@@ -331,8 +331,19 @@ class OpenAiApiTest {
     assertTrue(generated < 2000, "generation went on after the disconnect: " + generated);
   }
 
+  /** Quarkus's management interface in tests (quarkus.management.test-port). */
+  static int managementPort() {
+    return org.eclipse.microprofile.config.ConfigProvider.getConfig()
+        .getOptionalValue("quarkus.management.test-port", Integer.class)
+        .orElse(9001);
+  }
+
+  /**
+   * Metrics (which name every tenant), health and the OpenAPI document are on the management port;
+   * the public port answers 404 for all of /q, and Swagger UI is off outside the demo.
+   */
   @Test
-  void metricsAndHealthAreExposed() {
+  void metricsHealthAndOpenApiAreOnTheManagementPortOnly() {
     given()
         .auth()
         .oauth2(ACME)
@@ -341,7 +352,9 @@ class OpenAiApiTest {
         .post("/v1/completions")
         .then()
         .statusCode(200);
+    int management = managementPort();
     given()
+        .port(management)
         .get("/q/metrics")
         .then()
         .statusCode(200)
@@ -349,13 +362,23 @@ class OpenAiApiTest {
         .body(containsString("prefixgate_tokens_completion_total{tenant=\"acme\"}"))
         .body(containsString("prefixgate_ttft_seconds"))
         .body(containsString("prefixgate_queue_depth"));
-    given().get("/q/health/ready").then().statusCode(200).body(containsString("\"model\""));
     given()
+        .port(management)
+        .get("/q/health/ready")
+        .then()
+        .statusCode(200)
+        .body(containsString("\"model\""));
+    given()
+        .port(management)
         .get("/q/openapi")
         .then()
         .statusCode(200)
         .body(containsString("/v1/chat/completions"))
         .body(containsString("/admin/tenants"));
-    given().get("/q/swagger-ui/").then().statusCode(200);
+    for (String path :
+        List.of("/q/metrics", "/q/health/ready", "/q/health", "/q/openapi", "/q/swagger-ui/")) {
+      given().get(path).then().statusCode(404);
+    }
+    given().port(management).get("/q/swagger-ui/").then().statusCode(404);
   }
 }
