@@ -2,7 +2,7 @@
 
 Run with bench/suite (it builds what is missing). One run measures every subject on this machine,
 one after the other, and prints medians and ratios from that same run; CSV and PNG plots go to
-bench/results/. See README "Benchmarks".
+bench/results/. See docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -10,16 +10,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The one place that knows the ONNX graph's contract: tensor names, dtypes and KV layout.
- *
- * <pre>
- * inputs   input_ids                 int64   [batch, seq]
- *          attention_mask            int64   [batch, past + seq]   (0 = padding)
- *          past_key_values.{i}.key   float32 [batch, n_head, past, head_dim]
- *          past_key_values.{i}.value float32 [batch, n_head, past, head_dim]
- * outputs  logits                    float32 [batch, seq, vocab]   or [batch, 1, vocab]
- *          present.{i}.key / .value  float32 [batch, n_head, past + seq, head_dim]
- * </pre>
+ * The one place that knows the ONNX graph's contract: tensor names, dtypes and KV layout. The
+ * contract itself (every input and output with its shape) is written out once, for users, in {@code
+ * docs/engine.md} ("Model directory contract").
  *
  * <p>Logits come in two layouts, told apart by the declared second dimension of {@code logits}: a
  * symbolic one means every position (what optimum exports), a fixed 1 means the graph runs the LM
