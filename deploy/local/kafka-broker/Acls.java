@@ -42,7 +42,7 @@ public class Acls {
           new Grant("trainer", ResourceType.TOPIC, "prefixgate.retrain-dead-letters", op("WRITE"), op("DESCRIBE"), op("CREATE")),
           new Grant("trainer", ResourceType.GROUP, "prefixgate-trainers", op("READ"), op("DESCRIBE")),
           // An operator's tooling may ask for retraining directly and read what came of it.
-          new Grant("ops", ResourceType.TOPIC, "prefixgate.retrain-requests", op("WRITE"), op("DESCRIBE")),
+          new Grant("ops", ResourceType.TOPIC, "prefixgate.retrain-requests", op("WRITE"), op("DESCRIBE"), op("CREATE")),
           new Grant("ops", ResourceType.TOPIC, "prefixgate.training-status", op("READ"), op("DESCRIBE")),
           new Grant("ops", ResourceType.TOPIC, "prefixgate.dead-letters", op("READ"), op("DESCRIBE")),
           new Grant("ops", ResourceType.TOPIC, "prefixgate.retrain-dead-letters", op("READ"), op("DESCRIBE")),

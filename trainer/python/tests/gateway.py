@@ -117,10 +117,11 @@ def require_broker() -> None:
 
 def publish(topic: str, key: str, value: str, user: str = "trainer") -> None:
     """Produces one record with the broker's own console producer (no Python Kafka client here),
-    logged in as `user`: `trainer` publishes adapter events, `ops` may ask for retraining."""
+    logged in as `user`: `trainer` publishes adapter events, `ops` may ask for retraining. `--sync`
+    makes a refused record (no ACL) fail the call instead of vanishing."""
     subprocess.run(
         [str(KAFKA), "tool", "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", BOOTSTRAP,
-         "--producer.config", client_config(user), "--producer-property", "max.block.ms=20000",
+         "--producer.config", client_config(user), "--producer-property", "max.block.ms=20000", "--sync",
          "--topic", topic, "--property", "parse.key=true", "--property", "key.separator=\t"],
         input=f"{key}\t{value}\n", text=True, check=True, capture_output=True, timeout=60,
     )

@@ -29,6 +29,26 @@ public interface PrefixgateConfig {
   /** What trainer workers may do here. */
   Trainer trainer();
 
+  /** The in-memory serving directory (tenants, keys, servable versions). */
+  Registry registry();
+
+  interface Registry {
+    /**
+     * How often each replica checks the registry's change counter: a revocation or activation made
+     * anywhere is honoured everywhere within about this long.
+     */
+    @WithDefault("250")
+    long refreshMillis();
+
+    /**
+     * How long a replica that cannot reach the database keeps serving from its last snapshot. No
+     * change can be committed while the database is down for every replica; this bounds the case
+     * where only this replica lost it. After it, /v1 answers 503.
+     */
+    @WithDefault("300")
+    long maxStaleSeconds();
+  }
+
   interface Trainer {
     /**
      * The trainer workers' credential ({@code PREFIXGATE_TRAINER_KEY}): it reads a tenant's data

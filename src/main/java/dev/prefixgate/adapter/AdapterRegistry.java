@@ -3,8 +3,11 @@ package dev.prefixgate.adapter;
 import dev.prefixgate.engine.AdapterFormatException;
 import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.tenant.RegistryEpoch;
+import io.quarkus.hibernate.orm.panache.Panache;
 import io.quarkus.panache.common.Sort;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import java.time.Instant;
 import java.util.List;
@@ -17,6 +20,8 @@ import java.util.Optional;
  */
 @ApplicationScoped
 public class AdapterRegistry {
+  @Inject RegistryEpoch epoch;
+
   /**
    * Where a version came from: the path ({@code upload}, {@code kafka}, {@code demo}) and who sent
    * it (the event's producer, the admin API, the demo seeding).
@@ -95,6 +100,8 @@ public class AdapterRegistry {
     v.createdAt = Instant.now();
     v.persist();
     if (activate) activate(tenantId, name, v.version);
+    Panache.flush();
+    epoch.bump();
     return new Registered(v, true);
   }
 
@@ -122,6 +129,8 @@ public class AdapterRegistry {
         version);
     target.status = AdapterVersion.Status.ACTIVE;
     target.activeKey = tenantId + "/" + name;
+    Panache.flush();
+    epoch.bump();
     return Optional.of(target);
   }
 
@@ -204,6 +213,8 @@ public class AdapterRegistry {
     if (v.status == AdapterVersion.Status.ACTIVE && !force) return Retire.REFUSED_ACTIVE;
     v.status = AdapterVersion.Status.RETIRED;
     v.activeKey = null;
+    Panache.flush();
+    epoch.bump();
     return Retire.RETIRED;
   }
 

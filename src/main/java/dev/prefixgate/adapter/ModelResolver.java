@@ -24,6 +24,7 @@ public class ModelResolver {
   }
 
   @Inject AdapterRegistry registry;
+  @Inject ServingDirectory directory;
   @Inject Gateway gateway;
   @Inject PrefixgateConfig config;
 
@@ -47,9 +48,9 @@ public class ModelResolver {
       } catch (NumberFormatException e) {
         return Optional.empty();
       }
-      version = registry.version(tenant.id, name.substring(0, at), v);
+      version = directory.version(tenant.id, name.substring(0, at), v);
     } else {
-      version = registry.active(tenant.id, name);
+      version = directory.active(tenant.id, name);
     }
     if (version.isEmpty()) return Optional.empty();
     AdapterVersion a = version.get();

@@ -2,8 +2,10 @@ package dev.prefixgate.api;
 
 import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.tenant.ApiKey;
+import dev.prefixgate.tenant.RegistryEpoch;
 import dev.prefixgate.tenant.Tenant;
 import dev.prefixgate.tenant.Tenants;
+import io.quarkus.hibernate.orm.panache.Panache;
 import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import jakarta.ws.rs.Consumes;
@@ -25,6 +27,7 @@ import java.util.regex.Pattern;
 @Produces(MediaType.APPLICATION_JSON)
 @Consumes(MediaType.APPLICATION_JSON)
 public class AdminTenantsResource {
+  @Inject RegistryEpoch epoch;
   static final Pattern ID = Pattern.compile("[a-z0-9][a-z0-9_-]{0,63}");
   static final int MAX_NAME_CHARS = 200;
 
@@ -100,6 +103,9 @@ public class AdminTenantsResource {
       }
       t.defaultAdapter = d;
     }
+    Panache
+        .flush(); // the tenant row before the epoch row, the order every change takes its locks in
+    epoch.bump();
     return TenantView.of(t);
   }
 
@@ -131,7 +137,11 @@ public class AdminTenantsResource {
     ApiKey k = ApiKey.findById(keyId);
     if (k == null || !k.tenantId.equals(id))
       throw ApiError.notFound("key '" + keyId + "' of tenant '" + id + "'");
-    if (k.revokedAt == null) k.revokedAt = Instant.now();
+    if (k.revokedAt == null) {
+      k.revokedAt = Instant.now();
+      Panache.flush();
+      epoch.bump(); // every replica stops accepting the key within the directory's poll interval
+    }
     return Response.noContent().build();
   }
 

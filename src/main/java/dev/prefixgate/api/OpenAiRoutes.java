@@ -7,14 +7,13 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
-import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.adapter.AdapterVersion;
 import dev.prefixgate.adapter.ModelResolver;
+import dev.prefixgate.adapter.ServingDirectory;
 import dev.prefixgate.engine.GenerationRequest;
 import dev.prefixgate.engine.QueueFullException;
 import dev.prefixgate.engine.SamplingParams;
 import dev.prefixgate.tenant.Tenant;
-import dev.prefixgate.tenant.Tenants;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
@@ -36,9 +35,8 @@ public class OpenAiRoutes {
   private static final Logger LOG = Logger.getLogger(OpenAiRoutes.class.getName());
   static final int MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-  @Inject Tenants tenants;
   @Inject ModelResolver resolver;
-  @Inject AdapterRegistry registry;
+  @Inject ServingDirectory directory;
   @Inject Gateway gateway;
   @Inject PrefixgateConfig config;
   @Inject ApiMetrics metrics;
@@ -117,6 +115,15 @@ public class OpenAiRoutes {
     } catch (ApiError e) {
       metrics.request(tenantTag, e.status);
       writeError(rc.response(), e);
+    } catch (jakarta.persistence.PersistenceException e) {
+      // An adapter not in the prefix cache needs its bytes from the database, which is away.
+      metrics.request(tenantTag, 503);
+      rc.response().putHeader("Retry-After", "5");
+      writeError(
+          rc.response(),
+          ApiError.unavailable(
+              "This adapter is not loaded and the adapter registry is unavailable; retry"
+                  + " shortly."));
     } catch (Exception e) {
       metrics.request(tenantTag, 500);
       writeError(rc.response(), ApiError.internal(LOG, "request failed", e));
@@ -215,7 +222,7 @@ public class OpenAiRoutes {
             .put("created", 0)
             .put("owned_by", "prefixgate");
       }
-      for (AdapterVersion a : registry.activeAdapters(tenant.id)) {
+      for (AdapterVersion a : directory.activeAdapters(tenant.id)) {
         data.addObject()
             .put("id", a.name)
             .put("object", "model")
@@ -235,7 +242,12 @@ public class OpenAiRoutes {
     String header = rc.request().getHeader("Authorization");
     if (header == null || !header.regionMatches(true, 0, "Bearer ", 0, 7))
       throw ApiError.unauthorized();
-    return tenants.authenticate(header.substring(7).trim()).orElseThrow(ApiError::unauthorized);
+    try {
+      return directory.authenticate(header.substring(7).trim()).orElseThrow(ApiError::unauthorized);
+    } catch (ServingDirectory.RegistryUnavailable e) {
+      throw ApiError.unavailable(
+          "The adapter registry is unavailable (" + e.getMessage() + "); retry shortly.");
+    }
   }
 
   static void writeError(HttpServerResponse response, ApiError e) {

@@ -1,6 +1,7 @@
 package dev.prefixgate.tenant;
 
 import dev.prefixgate.engine.PrefixAdapter;
+import io.quarkus.hibernate.orm.panache.Panache;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Event;
 import jakarta.inject.Inject;
@@ -18,6 +19,7 @@ public class Tenants {
   private static final SecureRandom RANDOM = new SecureRandom();
 
   @Inject Event<TenantCreated> created;
+  @Inject RegistryEpoch epoch;
 
   /** A newly issued key: the only time its plain text exists. */
   public record IssuedKey(String id, String key, String prefix) {}
@@ -48,6 +50,7 @@ public class Tenants {
     t.allowBase = allowBase;
     t.createdAt = Instant.now();
     t.persist();
+    epoch.bump();
     created.fire(new TenantCreated(id));
     return t;
   }
@@ -72,10 +75,13 @@ public class Tenants {
     k.keyPrefix = key.substring(0, Math.min(8, key.length()));
     k.createdAt = Instant.now();
     k.persist();
+    Panache.flush();
+    epoch.bump();
     return new IssuedKey(k.id, key, k.keyPrefix);
   }
 
-  static String hash(String key) {
+  /** How keys are stored (and looked up): sha256 of the key's UTF-8 bytes, hex. */
+  public static String hash(String key) {
     return PrefixAdapter.sha256(key.getBytes(StandardCharsets.UTF_8));
   }
 }
