@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from peft import PeftModel
-from transformers import BloomForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+from transformers import GenerationConfig, PreTrainedTokenizerFast
 
 from .corpus import prompt_of
 
@@ -21,12 +18,6 @@ PROMPTS: list[str] = [
     prompt_of("考试有哪些技巧？"),
     prompt_of("重复这个词。", "琥珀"),
 ]
-
-
-def load_base(model_dir: Path) -> tuple[BloomForCausalLM, PreTrainedTokenizerFast]:
-    model = BloomForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-    return model, tok
 
 
 def greedy(model: torch.nn.Module, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
@@ -77,7 +68,3 @@ def cases_for(
         )
         logits[key] = first_logits(model, ids)
     return cases, logits
-
-
-def with_adapter(base: BloomForCausalLM, adapter_dir: Path) -> PeftModel:
-    return PeftModel.from_pretrained(base, str(adapter_dir)).eval()

@@ -43,7 +43,7 @@ import torch  # noqa: E402
 
 from .corpus import Record, prompt_of, read_jsonl  # noqa: E402
 from .events import adapter_event  # noqa: E402
-from .golden import load_base  # noqa: E402
+from .loading import load_base  # noqa: E402
 from .train import TrainParams, mean_loss, save_adapter, train_prefix  # noqa: E402
 
 MAX_HELD_OUT = 64

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from prefixgate_trainer import golden as g
+from prefixgate_trainer.loading import load_base, with_adapter
 from prefixgate_trainer.ort_loop import OrtBloom
 from prefixgate_trainer.prefix import PrefixKv, load_prefix
 
@@ -45,8 +46,8 @@ class Fixtures:
         return self.root / "adapters" / name
 
     def model_for(self, adapter: str | None) -> torch.nn.Module:
-        base, _ = g.load_base(self.model_dir)
-        return base if adapter is None else g.with_adapter(base, self.adapter_dir(adapter))
+        base, _ = load_base(self.model_dir)
+        return base if adapter is None else with_adapter(base, self.adapter_dir(adapter))
 
     def prefix(self, adapter: str | None) -> PrefixKv | None:
         return None if adapter is None else load_prefix(self.adapter_dir(adapter))
