@@ -14,6 +14,7 @@ records the pins and the CPU it ran on in MANIFEST.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -56,7 +57,7 @@ TENANTS: dict[str, tuple[str, int]] = {
     "xuetang": ("teacher", 10),
 }
 DATASET_SIZE = 160
-ADAPTER_PARAMS = dict(batch_size=8, grad_accum=1, max_steps=200, lr=1e-2)
+ADAPTER_PARAMS = TrainParams(batch_size=8, grad_accum=1, max_steps=200, lr=1e-2)
 
 # A batch mixing adapters, prefix lengths and prompt lengths; each row must equal its case alone.
 BATCH_ROWS = ["acme/0", "globex/3", "base/1", "initech/2", "globex/1", "acme/3"]
@@ -112,7 +113,7 @@ def _build(out: Path) -> None:
         # PEFT records the base's name in adapter_config.json and README.md: keep it host-independent.
         base.name_or_path = BASE_NAME
         base.config.name_or_path = BASE_NAME
-        params = TrainParams(num_virtual_tokens=p, seed=200 + i, **ADAPTER_PARAMS)
+        params = dataclasses.replace(ADAPTER_PARAMS, num_virtual_tokens=p, seed=200 + i)
         trained = train_prefix(base, hf_tok, records, params)
         adapter_dir = out / "adapters" / tenant
         save_adapter(trained, adapter_dir)

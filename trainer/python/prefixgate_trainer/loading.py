@@ -7,10 +7,14 @@ them sees the same float32 model in eval mode.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeAlias
 
 import torch
 from peft import PeftModel
 from transformers import BloomForCausalLM, PreTrainedTokenizerFast
+
+# What load_base or with_adapter returns: a causal LM with `generate`, with or without a prefix.
+CausalLM: TypeAlias = BloomForCausalLM | PeftModel
 
 
 def load_base(model_dir: Path) -> tuple[BloomForCausalLM, PreTrainedTokenizerFast]:

@@ -40,7 +40,7 @@ class Gateway:
         self.log_path = data / f"gateway-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [
@@ -113,7 +113,8 @@ def start_worker(topics: str, log: Path, gateway_url: str = "http://127.0.0.1:80
          "--group-id", f"pytest-trainers-{topics}",
          "--retrain-topic", f"pytest.retrain.{topics}", "--status-topic", f"pytest.status.{topics}",
          "--adapters-topic", f"pytest.adapters.{topics}", "--python", sys.executable,
-         "--trainer-dir", str(ROOT / "trainer" / "python"), "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
+         "--trainer-dir", str(ROOT / "trainer" / "python"),
+         "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
          "--gateway-url", gateway_url, "--work-dir", str(log.parent), "--timeout-seconds", "300"],
         cwd=ROOT, stdout=open(log, "a"), stderr=subprocess.STDOUT,
         env={**os.environ, "PREFIXGATE_TRAINER_KEY": TRAINER_KEY},
