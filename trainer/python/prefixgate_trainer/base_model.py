@@ -12,7 +12,9 @@ from .tokenizer import BOS, EOS, PAD, UNK
 
 
 def bloom_config(vocab_size: int, hidden: int, n_layer: int, n_head: int) -> BloomConfig:
-    return BloomConfig(
+    # unk_token_id and torch_dtype are not fields of the config dataclass; PretrainedConfig takes them
+    # through **kwargs at run time, which its dataclass_transform signature does not show.
+    return BloomConfig(  # type: ignore[call-arg]
         vocab_size=vocab_size,
         hidden_size=hidden,
         n_layer=n_layer,
@@ -29,7 +31,8 @@ def bloom_config(vocab_size: int, hidden: int, n_layer: int, n_head: int) -> Blo
 
 def new_model(config: BloomConfig, seed: int) -> BloomForCausalLM:
     torch.manual_seed(seed)
-    return BloomForCausalLM(config).float()
+    model: BloomForCausalLM = BloomForCausalLM(config).float()
+    return model
 
 
 def pretrain(

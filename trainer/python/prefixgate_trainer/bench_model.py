@@ -3,9 +3,10 @@
     python -m prefixgate_trainer.bench_model --out ../../bench/models/bloom-560m-random
 
 The graph computes logits for the last position only (see export.py); `--all-logits` writes the
-optimum layout instead, for comparisons. Random weights are fine for speed: decode cost depends on shapes, not values. Never committed
-(about 4.5 GB); bench/models/ is git-ignored. The demo tokenizer is reused: its ids are a subset of
-the 250880-row vocabulary, just as BLOOM's own tokenizer is smaller than its padded embedding.
+optimum layout instead, for comparisons. Random weights are fine for speed: decode cost depends on
+shapes, not values. Never committed (about 4.5 GB); bench/models/ is git-ignored. The demo tokenizer
+is reused: its ids are a subset of the 250880-row vocabulary, just as BLOOM's own tokenizer is
+smaller than its padded embedding.
 """
 
 from __future__ import annotations

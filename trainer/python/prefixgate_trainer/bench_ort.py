@@ -13,16 +13,17 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .corpus import prompt_of
 from .ort_loop import OrtBloom
-from .prefix import load_prefix
+from .prefix import PrefixKv, load_prefix
 
 
-def measure(model: OrtBloom, rows, new_tokens: int) -> tuple[float, float]:
+def measure(model: OrtBloom, rows: Sequence[tuple[PrefixKv | None, list[int]]], new_tokens: int) -> tuple[float, float]:
     """Returns (ttft seconds, decode seconds for new_tokens - 1 steps) for one batch."""
     t0 = time.perf_counter()
     logits, present, mask = model.prefill(rows)

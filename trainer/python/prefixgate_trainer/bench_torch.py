@@ -18,7 +18,7 @@ import torch
 from transformers import GenerationConfig
 
 from .corpus import prompt_of
-from .golden import load_base, with_adapter
+from .loading import load_base, with_adapter
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from . import corpus_zh
 
@@ -140,7 +140,7 @@ def pretraining_texts(seed: int, n: int, eos: str) -> list[str]:
         else:
             lang = "en" if kind < 3 else "zh"
             instruction, input_text, answer = TASKS[lang](rng)
-            style = rng.choice([s for s, l in STYLE_LANGUAGE.items() if l == lang
+            style = rng.choice([s for s, s_lang in STYLE_LANGUAGE.items() if s_lang == lang
                                 for _ in range(STYLE_WEIGHT.get(s, 1))])
             texts.append(prompt_of(instruction, input_text) + " " + ALL_STYLES[style](answer) + eos)
     return texts

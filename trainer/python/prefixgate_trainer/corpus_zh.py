@@ -10,7 +10,7 @@ both so that common characters get tokens of their own. The same seed always yie
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 THINGS_ZH: dict[str, str] = {
     "苹果": "红色", "香蕉": "黄色", "天空": "蓝色", "草地": "绿色", "雪": "白色", "煤炭": "黑色",

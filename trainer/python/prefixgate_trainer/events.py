@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from .fingerprint import model_fingerprint
 
@@ -19,14 +20,14 @@ def adapter_event(
     *,
     activate: str = "always",
     request_id: str | None = None,
-    metrics: dict | None = None,
+    metrics: dict[str, Any] | None = None,
     source: str = "trainer",
     producer: str = "prefixgate-trainer",
-) -> dict:
+) -> dict[str, Any]:
     """`producer` names who publishes it; the trainer worker replaces it with its Kafka principal."""
     weights = (adapter_dir / "adapter_model.safetensors").read_bytes()
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    event: dict = {
+    event: dict[str, Any] = {
         "eventId": str(uuid.uuid4()),
         "producer": producer,
         "tenant": tenant,

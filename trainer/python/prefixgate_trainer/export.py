@@ -22,10 +22,14 @@ import argparse
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
 from transformers import BloomForCausalLM, DynamicCache
+
+if TYPE_CHECKING:
+    import onnx_ir
 
 
 def input_names(n_layer: int) -> list[str]:
@@ -51,7 +55,9 @@ class _FlatKv(torch.nn.Module):
         self.n_layer = model.config.n_layer
         self.logits_to_keep = 1 if last_logits else 0
 
-    def forward(self, input_ids, attention_mask, *past):  # type: ignore[no-untyped-def]
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         cache = DynamicCache(config=self.model.config)
         for i in range(self.n_layer):
             cache.update(past[2 * i], past[2 * i + 1], i)
@@ -97,14 +103,16 @@ def export_onnx(
             optimize=True,
             verbose=False,
         )
+    if program is None:  # only the legacy (dynamo=False) exporter returns nothing
+        raise RuntimeError("torch.onnx.export returned no ONNXProgram")
     _strip_provenance(program.model)
     program.save(str(path), external_data=external_data)
 
 
-def _strip_provenance(model) -> None:  # type: ignore[no-untyped-def]
+def _strip_provenance(model: onnx_ir.Model) -> None:
     """Drops the exporter's stack traces and names of source files: they hold absolute paths of the
     exporting machine, which would make the graph's bytes depend on where it was built."""
-    graphs = [model.graph, *model.functions.values()]
+    graphs: list[onnx_ir.Graph | onnx_ir.Function] = [model.graph, *model.functions.values()]
     for graph in graphs:
         graph.metadata_props.clear()
         graph.doc_string = None
@@ -118,7 +126,7 @@ def _strip_provenance(model) -> None:  # type: ignore[no-untyped-def]
 LAST_HIDDEN = "prefixgate.last_hidden"
 
 
-def _lm_head(graph):  # type: ignore[no-untyped-def]
+def _lm_head(graph: onnx.GraphProto) -> tuple[onnx.NodeProto, int, onnx.NodeProto | None]:
     """The node that makes `logits`, the index of its hidden-state input, and that input's producer."""
     producers = {o: n for n in graph.node for o in n.output}
     head = producers.get("logits")
@@ -129,7 +137,7 @@ def _lm_head(graph):  # type: ignore[no-untyped-def]
     return head, index, producers.get(head.input[index])
 
 
-def _set_logits_seq_dim(graph, fixed: bool) -> None:  # type: ignore[no-untyped-def]
+def _set_logits_seq_dim(graph: onnx.GraphProto, fixed: bool) -> None:
     out = next(o for o in graph.output if o.name == "logits")
     dim = out.type.tensor_type.shape.dim[1]
     dim.Clear()
@@ -139,7 +147,7 @@ def _set_logits_seq_dim(graph, fixed: bool) -> None:  # type: ignore[no-untyped-
         dim.dim_param = "sequence_length"
 
 
-def _save_beside(model, src: Path, dst: Path) -> None:  # type: ignore[no-untyped-def]
+def _save_beside(model: onnx.ModelProto, src: Path, dst: Path) -> None:
     """Saves `model` at dst; external weight files are hard-linked (or copied) under their names."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     for tensor in model.graph.initializer:

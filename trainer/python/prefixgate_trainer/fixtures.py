@@ -14,6 +14,7 @@ records the pins and the CPU it ran on in MANIFEST.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from . import base_model, corpus, corpus_zh, export, golden, tokenizer  # noqa: E402
+from .loading import load_base, with_adapter  # noqa: E402
 from .train import TrainParams, mean_loss, save_adapter, train_prefix  # noqa: E402
 
 BASE_NAME = "prefixgate/tiny-bloom-demo"
@@ -55,7 +57,7 @@ TENANTS: dict[str, tuple[str, int]] = {
     "xuetang": ("teacher", 10),
 }
 DATASET_SIZE = 160
-ADAPTER_PARAMS = dict(batch_size=8, grad_accum=1, max_steps=200, lr=1e-2)
+ADAPTER_PARAMS = TrainParams(batch_size=8, grad_accum=1, max_steps=200, lr=1e-2)
 
 # A batch mixing adapters, prefix lengths and prompt lengths; each row must equal its case alone.
 BATCH_ROWS = ["acme/0", "globex/3", "base/1", "initech/2", "globex/1", "acme/3"]
@@ -101,23 +103,23 @@ def _build(out: Path) -> None:
     export.export_onnx(model, model_dir / "model.onnx", last_logits=False)
     print(f"base model ready ({time.time() - started:.0f}s)")
 
-    base, hf_tok = golden.load_base(model_dir)
+    base, hf_tok = load_base(model_dir)
     cases, logits = golden.cases_for("base", base, hf_tok)
     metrics = {}
     for i, (tenant, (style, p)) in enumerate(sorted(TENANTS.items())):
         records = corpus.tenant_dataset(style, seed=100 + i, n=DATASET_SIZE)
         corpus.write_jsonl(records, out / "datasets" / f"{tenant}.jsonl")
-        base, _ = golden.load_base(model_dir)
+        base, _ = load_base(model_dir)
         # PEFT records the base's name in adapter_config.json and README.md: keep it host-independent.
         base.name_or_path = BASE_NAME
         base.config.name_or_path = BASE_NAME
-        params = TrainParams(num_virtual_tokens=p, seed=200 + i, **ADAPTER_PARAMS)
+        params = dataclasses.replace(ADAPTER_PARAMS, num_virtual_tokens=p, seed=200 + i)
         trained = train_prefix(base, hf_tok, records, params)
         adapter_dir = out / "adapters" / tenant
         save_adapter(trained, adapter_dir)
         held_out = corpus.tenant_dataset(style, seed=900 + i, n=16)
-        base_loss = mean_loss(golden.load_base(model_dir)[0], hf_tok, held_out)
-        reloaded = golden.with_adapter(golden.load_base(model_dir)[0], adapter_dir)
+        base_loss = mean_loss(load_base(model_dir)[0], hf_tok, held_out)
+        reloaded = with_adapter(load_base(model_dir)[0], adapter_dir)
         metrics[tenant] = {
             "num_virtual_tokens": p,
             "eval_loss_base": round(base_loss, 4),

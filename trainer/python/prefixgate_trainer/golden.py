@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import torch
-from peft import PeftModel
-from transformers import BloomForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+from transformers import GenerationConfig, PreTrainedTokenizerFast
 
 from .corpus import prompt_of
+from .loading import CausalLM
 
 MAX_NEW_TOKENS = 32
 
@@ -23,13 +23,7 @@ PROMPTS: list[str] = [
 ]
 
 
-def load_base(model_dir: Path) -> tuple[BloomForCausalLM, PreTrainedTokenizerFast]:
-    model = BloomForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-    return model, tok
-
-
-def greedy(model: torch.nn.Module, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+def greedy(model: CausalLM, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
     """Plain greedy `generate` with no logits processors; eos does not stop it."""
     ids = torch.tensor([prompt_ids])
     config = GenerationConfig(
@@ -41,10 +35,12 @@ def greedy(model: torch.nn.Module, prompt_ids: list[int], max_new_tokens: int) -
         num_beams=1,
     )
     with torch.no_grad():
-        out = model.generate(
+        # transformers types generate's self as a Protocol (written for `ty`) that mypy finds
+        # PreTrainedModel does not satisfy: it wants device, dtype and hf_device_map settable.
+        out = model.generate(  # type: ignore[misc]
             input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config
         )
-    new = out[0, len(prompt_ids):].tolist()
+    new: list[int] = out[0, len(prompt_ids):].tolist()
     if len(new) != max_new_tokens:
         raise AssertionError(f"generate stopped after {len(new)} tokens")
     return new
@@ -54,13 +50,15 @@ def first_logits(model: torch.nn.Module, prompt_ids: list[int]) -> list[float]:
     ids = torch.tensor([prompt_ids])
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-    return logits[0, -1].tolist()
+    last: list[float] = logits[0, -1].tolist()
+    return last
 
 
 def cases_for(
-    name: str, model: torch.nn.Module, tok: PreTrainedTokenizerFast
-) -> tuple[list[dict], dict[str, list[float]]]:
-    cases, logits = [], {}
+    name: str, model: CausalLM, tok: PreTrainedTokenizerFast
+) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    cases: list[dict[str, Any]] = []
+    logits: dict[str, list[float]] = {}
     for i, prompt in enumerate(PROMPTS):
         ids = tok(prompt, add_special_tokens=False)["input_ids"]
         new = greedy(model, ids, MAX_NEW_TOKENS)
@@ -77,7 +75,3 @@ def cases_for(
         )
         logits[key] = first_logits(model, ids)
     return cases, logits
-
-
-def with_adapter(base: BloomForCausalLM, adapter_dir: Path) -> PeftModel:
-    return PeftModel.from_pretrained(base, str(adapter_dir)).eval()

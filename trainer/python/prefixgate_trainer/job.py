@@ -35,15 +35,17 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 # PEFT's save_pretrained looks the base's name up on the Hub; a job must never touch the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from transformers import PreTrainedTokenizerFast  # noqa: E402
 
 from .corpus import Record, prompt_of, read_jsonl  # noqa: E402
 from .events import adapter_event  # noqa: E402
-from .golden import load_base  # noqa: E402
+from .loading import CausalLM, load_base  # noqa: E402
 from .train import TrainParams, mean_loss, save_adapter, train_prefix  # noqa: E402
 
 MAX_HELD_OUT = 64
@@ -69,19 +71,21 @@ def held_out_digest(held_out: list[Record]) -> str:
     return hashlib.sha256("".join(r.to_json() + "\n" for r in held_out).encode()).hexdigest()
 
 
-def answers(model: torch.nn.Module, tok, held_out: list[Record]) -> list[dict[str, str]]:
+def answers(model: CausalLM, tok: PreTrainedTokenizerFast, held_out: list[Record]) -> list[dict[str, str]]:
     """Greedy answers (eos stops) to the first held-out prompts, next to the expected ones."""
     out = []
     for r in held_out[:SAMPLES]:
         ids = tok(prompt_of(r.instruction, r.input), add_special_tokens=False)["input_ids"]
         x = torch.tensor([ids])
         with torch.no_grad():
-            gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
-                                 max_new_tokens=SAMPLE_TOKENS, eos_token_id=tok.eos_token_id,
-                                 pad_token_id=tok.pad_token_id)
+            # transformers types generate's self as a Protocol (written for `ty`) that mypy finds
+            # PreTrainedModel does not satisfy: it wants device, dtype and hf_device_map settable.
+            gen = model.generate(  # type: ignore[misc]
+                input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                max_new_tokens=SAMPLE_TOKENS, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
         new = [i for i in gen[0, len(ids):].tolist() if i != tok.eos_token_id]
         out.append({"prompt": prompt_of(r.instruction, r.input), "expected": r.output,
-                    "answer": tok.decode(new).strip()})
+                    "answer": cast(str, tok.decode(new)).strip()})  # one sequence: one str
     return out
 
 

@@ -11,7 +11,9 @@ BLOOM derives ALiBi positions from the cumulative mask, so padding columns chang
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnxruntime as ort
@@ -35,15 +37,20 @@ class OrtBloom:
             str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"]
         )
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray]):
+    def _run(
+        self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         feeds = {"input_ids": ids, "attention_mask": mask}
         for i in range(self.n_layer):
             feeds[f"past_key_values.{i}.key"] = past[2 * i]
             feeds[f"past_key_values.{i}.value"] = past[2 * i + 1]
-        out = self.session.run(None, feeds)
+        # Every output of the graph is a dense tensor (ORT's signature also allows sparse ones).
+        out = cast(list[np.ndarray], self.session.run(None, feeds))
         return out[0], out[1:]
 
-    def prefill(self, rows: list[tuple[PrefixKv | None, list[int]]]):
+    def prefill(
+        self, rows: Sequence[tuple[PrefixKv | None, list[int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """Returns (logits [B, Smax, V], present KV, mask) for a left-padded batch."""
         b = len(rows)
         pmax = max((p.length if p else 0) for p, _ in rows)
@@ -64,7 +71,7 @@ class OrtBloom:
         return logits, present, mask
 
     def greedy(
-        self, rows: list[tuple[PrefixKv | None, list[int]]], max_new_tokens: int
+        self, rows: Sequence[tuple[PrefixKv | None, list[int]]], max_new_tokens: int
     ) -> list[list[int]]:
         """Greedy ids per row; eos does not stop generation (the golden vectors ignore eos)."""
         logits, present, mask = self.prefill(rows)

@@ -19,7 +19,7 @@ class PrefixKv:
 
     @property
     def length(self) -> int:
-        return self.keys[0].shape[1]
+        return int(self.keys[0].shape[1])
 
 
 def load_prefix(adapter_dir: Path) -> PrefixKv:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from peft import PeftModel, PrefixTuningConfig, TaskType, get_peft_model
@@ -100,7 +100,7 @@ def train_prefix(
     return model
 
 
-def _batch_loss(model: PeftModel, batch: list[tuple[list[int], list[int]]], pad: int) -> torch.Tensor:
+def _batch_loss(model: torch.nn.Module, batch: list[tuple[list[int], list[int]]], pad: int) -> torch.Tensor:
     width = max(len(ids) for ids, _ in batch)
     ids = torch.full((len(batch), width), pad, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -109,7 +109,8 @@ def _batch_loss(model: PeftModel, batch: list[tuple[list[int], list[int]]], pad:
         ids[row, : len(x)] = torch.tensor(x)
         labels[row, : len(y)] = torch.tensor(y)
         mask[row, : len(x)] = 1
-    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss: torch.Tensor = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    return loss
 
 
 def mean_loss(model: torch.nn.Module, tok: PreTrainedTokenizerFast, records: list[Record]) -> float:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,17 +17,19 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def golden() -> dict:
-    return json.loads((FIXTURES / "golden.json").read_text())
+def golden() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((FIXTURES / "golden.json").read_text())
+    return doc
 
 
 @pytest.fixture(scope="session")
 def golden_logits() -> dict[str, list[float]]:
-    return json.loads((FIXTURES / "golden-logits.json").read_text())
+    logits: dict[str, list[float]] = json.loads((FIXTURES / "golden-logits.json").read_text())
+    return logits
 
 
 @pytest.fixture(scope="session")
-def cases_by_id(golden: dict) -> dict[str, dict]:
+def cases_by_id(golden: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in golden["cases"]}
 
 

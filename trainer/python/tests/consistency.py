@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
+from transformers import Cache
+from transformers.cache_utils import CacheLayerMixin
 
 from prefixgate_trainer import golden as g
+from prefixgate_trainer.loading import CausalLM, load_base, with_adapter
 from prefixgate_trainer.ort_loop import OrtBloom
 from prefixgate_trainer.prefix import PrefixKv, load_prefix
 
@@ -44,9 +46,9 @@ class Fixtures:
     def adapter_dir(self, name: str) -> Path:
         return self.root / "adapters" / name
 
-    def model_for(self, adapter: str | None) -> torch.nn.Module:
-        base, _ = g.load_base(self.model_dir)
-        return base if adapter is None else g.with_adapter(base, self.adapter_dir(adapter))
+    def model_for(self, adapter: str | None) -> CausalLM:
+        base, _ = load_base(self.model_dir)
+        return base if adapter is None else with_adapter(base, self.adapter_dir(adapter))
 
     def prefix(self, adapter: str | None) -> PrefixKv | None:
         return None if adapter is None else load_prefix(self.adapter_dir(adapter))
@@ -74,7 +76,7 @@ def check_mixed_batch(fx: Fixtures) -> None:
     assert len({len(r["prompt_ids"]) for r in rows}) > 1, "batch must mix prompt lengths"
     prefixes = [fx.prefix(r["adapter"]) for r in rows]
     assert len({p.length if p else 0 for p in prefixes}) > 2, "batch must mix prefix lengths"
-    batch = list(zip(prefixes, [r["prompt_ids"] for r in rows]))
+    batch = list(zip(prefixes, [r["prompt_ids"] for r in rows], strict=True))
     logits, _, _ = fx.ort.prefill(batch)
     for i, (prefix, ids) in enumerate(batch):
         alone, _, _ = fx.ort.prefill([(prefix, ids)])
@@ -83,11 +85,14 @@ def check_mixed_batch(fx: Fixtures) -> None:
 
 
 def check_prefix_kv_equals_peft(fx: Fixtures, name: str) -> None:
-    peft = fx.model_for(name)
-    cache = peft.get_prompt(batch_size=1)  # type: ignore[operator]
+    peft = with_adapter(load_base(fx.model_dir)[0], fx.adapter_dir(name))
+    # PEFT annotates get_prompt as returning a Tensor; for prefix tuning it returns a Cache.
+    cache: Cache = peft.get_prompt(batch_size=1)  # type: ignore[assignment]
     ours = load_prefix(fx.adapter_dir(name))
     assert len(cache.layers) == len(ours.keys)
     for i, layer in enumerate(cache.layers):
+        # A plain key/value layer, filled (what the loop would fail on anyway, with a clearer message).
+        assert isinstance(layer, CacheLayerMixin) and layer.keys is not None and layer.values is not None
         np.testing.assert_array_equal(layer.keys[0].detach().numpy(), ours.keys[i])
         np.testing.assert_array_equal(layer.values[0].detach().numpy(), ours.values[i])
 

@@ -47,7 +47,7 @@ class Gateway:
         self.log_path = data / f"gateway-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [
@@ -144,8 +144,10 @@ def start_worker(topics: str, log: Path, gateway_url: str = "http://127.0.0.1:80
          "--retrain-topic", topic("retrain", topics), "--status-topic", topic("status", topics),
          "--adapters-topic", topic("adapters", topics), "--python", sys.executable,
          "--kafka-security-protocol", "SASL_PLAINTEXT", "--kafka-username", "trainer",
-         "--trainer-dir", str(ROOT / "trainer" / "python"), "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
+         "--trainer-dir", str(ROOT / "trainer" / "python"),
+         "--model-dir", str(ROOT / "trainer" / "fixtures" / "tiny-bloom"),
          "--gateway-url", gateway_url, "--work-dir", str(log.parent), "--timeout-seconds", "300"],
         cwd=ROOT, stdout=open(log, "a"), stderr=subprocess.STDOUT,
-        env={**os.environ, "PREFIXGATE_TRAINER_KEY": TRAINER_KEY, "PREFIXGATE_KAFKA_PASSWORD": "pg-kafka-trainer-local"},
+        env={**os.environ, "PREFIXGATE_TRAINER_KEY": TRAINER_KEY,
+             "PREFIXGATE_KAFKA_PASSWORD": "pg-kafka-trainer-local"},
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnxruntime as ort
@@ -53,7 +54,7 @@ def _prefill_feeds() -> tuple[dict[str, np.ndarray], int]:
     for i in range(n_layer):
         for kind in ("key", "value"):
             feeds[f"past_key_values.{i}.{kind}"] = np.zeros((b, n_head, pmax, d), np.float32)
-    for r, (p, s) in enumerate(zip(prefixes, prompts)):
+    for r, (p, s) in enumerate(zip(prefixes, prompts, strict=True)):
         ids[r, smax - s :] = rng.integers(4, CFG["vocab_size"], s)
         mask[r, pmax - p : pmax] = 1
         mask[r, pmax + smax - s :] = 1
@@ -64,24 +65,29 @@ def _prefill_feeds() -> tuple[dict[str, np.ndarray], int]:
     return feeds, b
 
 
+def _run(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    # Every output of these graphs is a dense tensor (ORT's signature also allows sparse ones).
+    return cast(list[np.ndarray], session.run(None, feeds))
+
+
 def _compare(all_positions: ort.InferenceSession, other: ort.InferenceSession, atol: float) -> None:
     """Prefill then one decode step: the last position's logits and every present tensor agree;
     where `other` also writes every position, all of them agree."""
     feeds, b = _prefill_feeds()
     names = [o.name for o in all_positions.get_outputs()]
     for _ in range(2):
-        full = all_positions.run(None, feeds)
-        got = other.run(None, feeds)
+        full = _run(all_positions, feeds)
+        got = _run(other, feeds)
         assert got[0].shape[1] in (1, full[0].shape[1])
         np.testing.assert_allclose(got[0][:, -1], full[0][:, -1], rtol=0, atol=atol)
         assert (got[0][:, -1].argmax(-1) == full[0][:, -1].argmax(-1)).all()
         if got[0].shape[1] == full[0].shape[1]:
             np.testing.assert_allclose(got[0], full[0], rtol=0, atol=atol)
-        for a, c in zip(full[1:], got[1:]):
+        for a, c in zip(full[1:], got[1:], strict=True):
             np.testing.assert_allclose(c, a, rtol=0, atol=atol)
         nxt = full[0][:, -1].argmax(-1)[:, None].astype(np.int64)
         mask = np.concatenate([feeds["attention_mask"], np.ones((b, 1), np.int64)], 1)
-        feeds = {n.replace("present", "past_key_values"): v for n, v in zip(names[1:], full[1:])}
+        feeds = {n.replace("present", "past_key_values"): v for n, v in zip(names[1:], full[1:], strict=True)}
         feeds["input_ids"] = nxt
         feeds["attention_mask"] = mask
 

@@ -22,7 +22,8 @@ def _greedy_ids(url: str, key: str, model: str, prompt: str) -> list[int]:
         timeout=60,
     )
     assert r.status_code == 200, r.text
-    return r.json()["choices"][0]["token_ids"]
+    ids: list[int] = r.json()["choices"][0]["token_ids"]
+    return ids
 
 
 def test_registry_survives_a_restart(tmp_path: Path) -> None:

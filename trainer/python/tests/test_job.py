@@ -9,8 +9,9 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from prefixgate_trainer import corpus, golden, job
+from prefixgate_trainer import corpus, job
 from prefixgate_trainer.fingerprint import model_fingerprint
+from prefixgate_trainer.loading import load_base
 
 from .conftest import MODEL_DIR
 
@@ -41,7 +42,7 @@ def test_job_trains_stock_peft_files_and_reports_progress(tmp_path: Path) -> Non
     assert event["peftConfig"]["base_model_name_or_path"] == MODEL_DIR.name
     assert metrics["held_out_records"] == 4 and len(metrics["samples"]) == 3
     assert metrics["gate"]["passed"] is True and event["activate"] == "always"
-    base, _ = golden.load_base(MODEL_DIR)
+    base, _ = load_base(MODEL_DIR)
     PeftModel.from_pretrained(base, str(tmp_path / "out" / "adapter"))  # stock PEFT loads it
 
 

@@ -46,8 +46,9 @@ def test_two_replicas_serve_a_published_adapter_and_a_late_third_replays_it(tmp_
     third = None
     try:
         # Events never create tenants: each replica's own database gets the tenant from its admin.
-        for g in (first, second):
-            assert httpx.post(g.url + "/admin/tenants", headers=ADMIN, json={"id": "replica"}).status_code == 201
+        for replica in (first, second):
+            r = httpx.post(replica.url + "/admin/tenants", headers=ADMIN, json={"id": "replica"})
+            assert r.status_code == 201, r.text
         event = adapter_event("replica", "js", FIXTURES / "adapters" / "initech", FIXTURES / "tiny-bloom")
         publish(topic("adapters", first.topics), "replica/js", json.dumps(event))
         _serves_golden(first)

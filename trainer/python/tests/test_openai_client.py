@@ -7,6 +7,7 @@ PREFIXGATE_SERVER_TESTS=1, which turns a missing jar into a failure instead of a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,11 +18,12 @@ GOLDEN = json.loads((ROOT / "trainer" / "fixtures" / "golden.json").read_text())
 
 def _golden_text(case_id: str) -> str:
     case = next(c for c in GOLDEN["cases"] if c["id"] == case_id)
-    return case["text"].split("</s>")[0]
+    text: str = case["text"].split("</s>")[0]
+    return text
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory):
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_jar()
     gateway = Gateway(tmp_path_factory.mktemp("gw")).start()
     try:

@@ -10,11 +10,21 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from .gateway import (
-    ADMIN_KEY, BOOTSTRAP, KAFKA, ROOT, Gateway, client_config, publish, require_broker, require_jar, start_worker,
+    ADMIN_KEY,
+    BOOTSTRAP,
+    KAFKA,
+    ROOT,
+    Gateway,
+    client_config,
+    publish,
+    require_broker,
+    require_jar,
+    start_worker,
     topic,
 )
 
@@ -29,18 +39,18 @@ def _answer(g: Gateway) -> str:
     return _chat(g, "pg-demo-acme", "pirate", QUESTION)
 
 
-def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict:
+def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict[str, Any]:
     """Polls the job view until a final state (and, unless failed, its registry version) shows."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = httpx.get(f"{g.url}/admin/jobs/{job_id}", headers=ADMIN).json()
+        job: dict[str, Any] = httpx.get(f"{g.url}/admin/jobs/{job_id}", headers=ADMIN).json()
         if job["state"] == "failed" or (job["state"] in ("succeeded", "not_activated") and job.get("adapterVersion")):
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
-def _statuses(topics: str) -> list[dict]:
+def _statuses(topics: str) -> list[dict[str, Any]]:
     out = subprocess.run(
         [str(KAFKA), "tool", "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", BOOTSTRAP,
          "--consumer.config", client_config("ops"), "--group", f"prefixgate-ops-pytest-{uuid.uuid4().hex[:8]}",
@@ -120,7 +130,7 @@ def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tm
     worker = start_worker(topics, tmp_path / "worker.log", f"http://127.0.0.1:{server.server_port}")
     try:
         url = "http://elsewhere.invalid/bad.jsonl"
-        request = {"requestId": "bad-1", "tenant": "acme", "adapter": "pirate",
+        request: dict[str, Any] = {"requestId": "bad-1", "tenant": "acme", "adapter": "pirate",
                    "dataset": {"id": "x", "sha256": hashlib.sha256(bad).hexdigest(), "url": url}}
         publish(topic("retrain", topics), "acme", json.dumps(request), user="ops")
         request2 = {**request, "requestId": "bad-2", "dataset": {**request["dataset"], "sha256": "0" * 64}}
@@ -176,10 +186,11 @@ def _chat(g: Gateway, key: str, model: str, question: str) -> str:
     r = httpx.post(g.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=60,
                    json={"model": model, "temperature": 0, "messages": [{"role": "user", "content": question}]})
     assert r.status_code == 200, r.text
-    return r.json()["choices"][0]["message"]["content"].strip()
+    content: str = r.json()["choices"][0]["message"]["content"]
+    return content.strip()
 
 
-def _retrain(g: Gateway, tenant: str, adapter: str, dataset: Path) -> dict:
+def _retrain(g: Gateway, tenant: str, adapter: str, dataset: Path) -> dict[str, Any]:
     ds = httpx.post(f"{g.url}/admin/tenants/{tenant}/datasets?name={dataset.stem}",
                     headers={**ADMIN, "Content-Type": "application/x-ndjson"}, content=dataset.read_bytes()).json()
     r = httpx.post(f"{g.url}/admin/tenants/{tenant}/retrain", headers=ADMIN,
