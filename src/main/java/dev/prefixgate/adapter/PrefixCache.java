@@ -57,6 +57,7 @@ public final class PrefixCache {
   private final AtomicLong hits = new AtomicLong();
   private final AtomicLong misses = new AtomicLong();
   private final AtomicLong evictions = new AtomicLong();
+  private final AtomicLong leases = new AtomicLong();
 
   public PrefixCache(long maxBytes) {
     if (maxBytes < 0) throw new IllegalArgumentException("cache max bytes " + maxBytes + " < 0");
@@ -75,6 +76,7 @@ public final class PrefixCache {
         e.pinned |= pinned;
         e.refs++;
         hits.incrementAndGet();
+        leases.incrementAndGet();
         return new Lease(e);
       }
     }
@@ -89,6 +91,7 @@ public final class PrefixCache {
       }
       e.pinned |= pinned;
       e.refs++;
+      leases.incrementAndGet();
       evict();
       return new Lease(e);
     }
@@ -96,6 +99,7 @@ public final class PrefixCache {
 
   private synchronized void release(Entry e) {
     e.refs--;
+    leases.decrementAndGet();
     evict();
   }
 
@@ -120,6 +124,11 @@ public final class PrefixCache {
 
   public synchronized boolean contains(String digest) {
     return entries.containsKey(digest);
+  }
+
+  /** Leases handed out and not yet closed: with no request in flight, zero (else a leak). */
+  public long leases() {
+    return leases.get();
   }
 
   public long hits() {

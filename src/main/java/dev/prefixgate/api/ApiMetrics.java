@@ -45,6 +45,9 @@ public class ApiMetrics {
     Gauge.builder("prefixgate.cache.hits", gateway, g -> g.cache().hits()).register(registry);
     Gauge.builder("prefixgate.cache.misses", gateway, g -> g.cache().misses()).register(registry);
     Gauge.builder("prefixgate.cache.bytes", gateway, g -> g.cache().bytes()).register(registry);
+    Gauge.builder("prefixgate.cache.leases", gateway, g -> g.cache().leases())
+        .description("prefix-cache leases held by requests in flight")
+        .register(registry);
   }
 
   // Meters are built once and kept: completed() and interToken() run on the engine thread for

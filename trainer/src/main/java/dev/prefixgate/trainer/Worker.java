@@ -77,6 +77,8 @@ final class Worker implements AutoCloseable {
     Properties p = cfg.kafka();
     p.put(ProducerConfig.ACKS_CONFIG, "all");
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 24 * 1024 * 1024);
+    // send() waits at most this long for a broker's metadata; publish() retries past it.
+    p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 5000);
     producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
     Properties c = cfg.kafka();
     c.put(ConsumerConfig.GROUP_ID_CONFIG, cfg.groupId());
@@ -107,14 +109,81 @@ final class Worker implements AutoCloseable {
       try {
         for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
           handle(r.value());
-          consumer.commitSync(
-              Map.of(
-                  new TopicPartition(r.topic(), r.partition()),
-                  new OffsetAndMetadata(r.offset() + 1)));
+          commit(r);
         }
       } catch (WakeupException e) {
         if (!running) break;
+      } catch (org.apache.kafka.common.errors.AuthenticationException
+          | org.apache.kafka.common.errors.AuthorizationException e) {
+        throw e; // a wrong login or missing ACL does not heal by waiting: fail loudly
+      } catch (org.apache.kafka.common.KafkaException e) {
+        // The broker went away (or the group rebalanced under us): keep the worker, poll again.
+        log.println("worker: Kafka error, retrying: " + e.getMessage());
+        pause(1000);
       }
+    }
+  }
+
+  /**
+   * Commits past a handled record. A broker outage can make this fail; the record is then delivered
+   * again and a request that succeeded is recognised and not trained twice.
+   */
+  private void commit(ConsumerRecord<String, String> r) {
+    try {
+      consumer.commitSync(
+          Map.of(
+              new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1)),
+          Duration.ofSeconds(30));
+    } catch (WakeupException e) {
+      throw e;
+    } catch (org.apache.kafka.common.KafkaException e) {
+      log.println(
+          "worker: could not commit offset "
+              + (r.offset() + 1)
+              + " ("
+              + e.getMessage()
+              + "); the request may come again and is then recognised");
+    }
+  }
+
+  /**
+   * Sends one record and waits for the broker's acknowledgement, riding out a broker that is away
+   * (restarting, failing over) for up to {@code publishTimeoutSeconds}: what is being published (a
+   * trained adapter, a final status) must not be lost to a short outage. A record the broker
+   * refuses for good (authorisation, size) fails at once.
+   */
+  private void publish(ProducerRecord<String, String> record) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(PUBLISH_TIMEOUT_SECONDS);
+    long backoff = 500;
+    while (true) {
+      try {
+        producer.send(record).get(30, TimeUnit.SECONDS);
+        return;
+      } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+        Throwable cause = e instanceof java.util.concurrent.ExecutionException ? e.getCause() : e;
+        boolean transient_ =
+            cause instanceof java.util.concurrent.TimeoutException
+                || cause instanceof org.apache.kafka.common.errors.RetriableException;
+        if (!transient_ || System.nanoTime() > deadline) throw e;
+        log.println(
+            "worker: "
+                + record.topic()
+                + " not reachable ("
+                + cause.getClass().getSimpleName()
+                + "); retrying");
+        pause(backoff);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  static final long PUBLISH_TIMEOUT_SECONDS = 600;
+
+  private static void pause(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 
@@ -305,9 +374,7 @@ final class Worker implements AutoCloseable {
     // The event names who published it: this worker's Kafka principal, whatever the job wrote.
     ((ObjectNode) event).put("producer", cfg.producer());
     String key = req.get("tenant").asText() + "/" + req.get("adapter").asText();
-    producer
-        .send(new ProducerRecord<>(cfg.adaptersTopic(), key, event.toString()))
-        .get(30, TimeUnit.SECONDS);
+    publish(new ProducerRecord<>(cfg.adaptersTopic(), key, event.toString()));
     // The job decided activation (its event says "always" or "never"); the state tells which.
     ObjectNode done = status(req, Status.finished(event));
     log.println("worker: request " + requestId + " " + done.get("state").asText() + ": " + done);
@@ -334,8 +401,15 @@ final class Worker implements AutoCloseable {
             "worker: %s %5.1f%% step %d/%d loss %.4f%n",
             bar(pct), pct, step, total, p.path("loss").asDouble());
         if (System.currentTimeMillis() - lastSent > 500 || step == total) {
-          status(req, Status.running(Math.min(99.0, pct), step, p.path("loss").asDouble()));
-          lastSent = System.currentTimeMillis();
+          try {
+            status(req, Status.running(Math.min(99.0, pct), step, p.path("loss").asDouble()));
+            lastSent = System.currentTimeMillis();
+          } catch (Exception e) {
+            // The broker is away: keep reading the job's output (a full pipe would stall the
+            // training) and try the next progress line in 10 s.
+            log.println("worker: progress not published (" + e.getMessage() + ")");
+            lastSent = System.currentTimeMillis() + 10_000;
+          }
         }
       }
     } catch (Exception e) {
@@ -466,9 +540,14 @@ final class Worker implements AutoCloseable {
     if (st.digest() != null) s.put("digest", st.digest());
     if (st.reason() != null) s.put("reason", st.reason());
     if (st.metrics() != null) s.set("metrics", st.metrics());
-    producer
-        .send(new ProducerRecord<>(cfg.statusTopic(), s.get("requestId").asText(), s.toString()))
-        .get(30, TimeUnit.SECONDS);
+    ProducerRecord<String, String> record =
+        new ProducerRecord<>(cfg.statusTopic(), s.get("requestId").asText(), s.toString());
+    if (st.state().equals("running")) {
+      // Progress is best effort: a lost one is replaced by the next, and training must not wait.
+      producer.send(record).get(10, TimeUnit.SECONDS);
+    } else {
+      publish(record); // queued, succeeded, not_activated, failed: the gateway's job row needs it
+    }
     return s;
   }
 
