@@ -1,6 +1,7 @@
 package dev.prefixgate.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.prefixgate.engine.SamplingParams;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -12,6 +13,9 @@ import java.util.Set;
  *
  * @param prompt the chat-templated or raw prompt text
  * @param maxTokens null when the request did not say (the server picks a default)
+ * @param logprobs report each chosen token's log-probability
+ * @param topLogprobs and this many alternatives per position (chat: {@code top_logprobs},
+ *     completions: the number {@code logprobs})
  */
 record CompletionRequest(
     String model,
@@ -26,7 +30,11 @@ record CompletionRequest(
     boolean stream,
     boolean includeUsage,
     boolean ignoreEos,
-    boolean returnTokenIds) {
+    boolean returnTokenIds,
+    boolean logprobs,
+    int topLogprobs,
+    double presencePenalty,
+    double frequencyPenalty) {
 
   private static final Set<String> COMMON =
       Set.of(
@@ -46,9 +54,28 @@ record CompletionRequest(
           "top_k",
           "repetition_penalty",
           "ignore_eos",
-          "return_token_ids");
-  private static final Set<String> CHAT_ONLY = Set.of("messages", "max_completion_tokens");
-  private static final Set<String> COMPLETION_ONLY = Set.of("prompt", "echo", "suffix");
+          "return_token_ids",
+          // Accepted and checked below: refused only where honouring them is not possible and
+          // ignoring them would change what the caller gets.
+          "logit_bias",
+          "response_format",
+          "tools",
+          "tool_choice",
+          "functions",
+          "function_call",
+          "audio",
+          "modalities",
+          // Accepted and ignored: they change nothing about the generated text.
+          "metadata",
+          "store",
+          "service_tier",
+          "parallel_tool_calls",
+          "reasoning_effort",
+          "prediction",
+          "web_search_options");
+  private static final Set<String> CHAT_ONLY =
+      Set.of("messages", "max_completion_tokens", "top_logprobs");
+  private static final Set<String> COMPLETION_ONLY = Set.of("prompt", "echo", "suffix", "best_of");
 
   static CompletionRequest parse(JsonNode body, boolean chat, ChatTemplate template) {
     if (body == null || !body.isObject()) {
@@ -96,13 +123,48 @@ record CompletionRequest(
     }
     Integer n = optInt(body, "n");
     if (n != null && n != 1) throw ApiError.invalid("n", "Only n=1 is supported, got " + n);
-    for (String p : new String[] {"presence_penalty", "frequency_penalty"}) {
-      double v = optNumber(body, p, 0);
-      if (v != 0) throw ApiError.invalid(p, p + " is not supported (only 0), got " + v);
+    double[] penalties = new double[2];
+    String[] penaltyNames = {"presence_penalty", "frequency_penalty"};
+    for (int i = 0; i < 2; i++) {
+      double v = optNumber(body, penaltyNames[i], 0);
+      if (!(v >= -2 && v <= 2)) {
+        throw ApiError.invalid(penaltyNames[i], penaltyNames[i] + " must be in [-2, 2], got " + v);
+      }
+      penalties[i] = v;
     }
-    if (body.path("logprobs").asBoolean(false) || body.path("logprobs").isInt()) {
-      throw ApiError.invalid("logprobs", "logprobs are not supported yet");
+    boolean logprobs;
+    int topLogprobs;
+    if (chat) {
+      JsonNode lp = body.get("logprobs");
+      if (lp != null && !lp.isNull() && !lp.isBoolean()) {
+        throw ApiError.invalid("logprobs", "logprobs must be true or false, got " + lp);
+      }
+      logprobs = lp != null && lp.asBoolean(false);
+      Integer top = optInt(body, "top_logprobs");
+      topLogprobs = top == null ? 0 : top;
+      if (topLogprobs < 0 || topLogprobs > SamplingParams.MAX_TOP_LOGPROBS) {
+        throw ApiError.invalid(
+            "top_logprobs",
+            "top_logprobs must be in [0, " + SamplingParams.MAX_TOP_LOGPROBS + "], got " + top);
+      }
+      if (topLogprobs > 0 && !logprobs) {
+        throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs: true");
+      }
+    } else {
+      // The legacy completions API: logprobs is the number of alternatives, at most 5.
+      Integer lp = optInt(body, "logprobs");
+      if (lp != null && (lp < 0 || lp > MAX_COMPLETION_LOGPROBS)) {
+        throw ApiError.invalid(
+            "logprobs", "logprobs must be in [0, " + MAX_COMPLETION_LOGPROBS + "], got " + lp);
+      }
+      logprobs = lp != null;
+      topLogprobs = lp == null ? 0 : lp;
+      Integer bestOf = optInt(body, "best_of");
+      if (bestOf != null && bestOf != 1) {
+        throw ApiError.invalid("best_of", "Only best_of=1 is supported, got " + bestOf);
+      }
     }
+    refuseMeaningChanging(body);
     Long seed = null;
     if (body.hasNonNull("seed")) {
       if (!body.get("seed").canConvertToLong() || !body.get("seed").isIntegralNumber()) {
@@ -134,7 +196,74 @@ record CompletionRequest(
         stream,
         includeUsage,
         optBool(body, "ignore_eos"),
-        optBool(body, "return_token_ids"));
+        optBool(body, "return_token_ids"),
+        logprobs,
+        topLogprobs,
+        penalties[0],
+        penalties[1]);
+  }
+
+  static final int MAX_COMPLETION_LOGPROBS = 5;
+
+  /**
+   * Fields a client may send that this server cannot honour, where ignoring them would silently
+   * change what the caller gets: a 400 that says so. Their harmless values (no tools, text output,
+   * an empty bias) are accepted.
+   */
+  private static void refuseMeaningChanging(JsonNode body) {
+    JsonNode bias = body.get("logit_bias");
+    if (bias != null && !bias.isNull() && !(bias.isObject() && bias.isEmpty())) {
+      throw ApiError.invalid("logit_bias", "logit_bias is not supported");
+    }
+    JsonNode format = body.get("response_format");
+    if (format != null && !format.isNull()) {
+      String type = format.path("type").asText("");
+      if (!type.equals("text")) {
+        throw ApiError.invalid(
+            "response_format",
+            "response_format type '"
+                + truncate(type)
+                + "' is not supported: only text (no JSON mode or schema)");
+      }
+    }
+    String toolChoice =
+        body.path("tool_choice").isTextual() ? body.get("tool_choice").asText() : null;
+    boolean noTools = toolChoice != null && toolChoice.equals("none");
+    for (String f : new String[] {"tools", "functions"}) {
+      JsonNode t = body.get(f);
+      if (t != null && !t.isNull() && !(t.isArray() && t.isEmpty()) && !noTools) {
+        throw ApiError.invalid(
+            f, "tool calling is not supported: send no " + f + " or tool_choice \"none\"");
+      }
+    }
+    JsonNode tc = body.get("tool_choice");
+    if (tc != null
+        && !tc.isNull()
+        && !(tc.isTextual() && Set.of("none", "auto").contains(tc.asText()))) {
+      throw ApiError.invalid("tool_choice", "tool calling is not supported: only \"none\"");
+    }
+    JsonNode fc = body.get("function_call");
+    if (fc != null
+        && !fc.isNull()
+        && !(fc.isTextual() && Set.of("none", "auto").contains(fc.asText()))) {
+      throw ApiError.invalid("function_call", "function calling is not supported");
+    }
+    JsonNode audio = body.get("audio");
+    if (audio != null && !audio.isNull()) {
+      throw ApiError.invalid("audio", "audio output is not supported");
+    }
+    JsonNode modalities = body.get("modalities");
+    if (modalities != null && !modalities.isNull()) {
+      for (JsonNode m : modalities) {
+        if (!m.asText("").equals("text")) {
+          throw ApiError.invalid("modalities", "only the text modality is supported");
+        }
+      }
+    }
+  }
+
+  private static String truncate(String s) {
+    return s.length() > 40 ? s.substring(0, 40) + "…" : s;
   }
 
   /** Documented limits on what a client sends (the body itself is capped at 4 MiB). */

@@ -185,9 +185,21 @@ public class OpenAiRoutes {
             req.seed(),
             req.stop(),
             req.ignoreEos(),
-            false);
+            req.logprobs(),
+            req.topLogprobs(),
+            req.presencePenalty(),
+            req.frequencyPenalty());
     Responder responder =
-        new Responder(rc.response(), json, req, model, chat, tenant.id, metrics, ids.length);
+        new Responder(
+            rc.response(),
+            json,
+            req,
+            model,
+            chat,
+            tenant.id,
+            metrics,
+            ids.length,
+            gateway.model().tokenizer());
     try {
       var handle =
           gateway
@@ -220,7 +232,10 @@ public class OpenAiRoutes {
             .put("id", config.model().baseName())
             .put("object", "model")
             .put("created", 0)
-            .put("owned_by", "prefixgate");
+            .put("owned_by", "prefixgate")
+            .put("root", config.model().baseName())
+            .putNull("parent")
+            .put("max_model_len", config.engine().maxContext());
       }
       for (AdapterVersion a : directory.activeAdapters(tenant.id)) {
         data.addObject()
@@ -230,7 +245,12 @@ public class OpenAiRoutes {
             .put("owned_by", tenant.id)
             .put("version", a.version)
             .put("prefix_tokens", a.numVirtualTokens)
-            .put("default", a.name.equals(tenant.defaultAdapter));
+            .put("default", a.name.equals(tenant.defaultAdapter))
+            // vLLM's fields for an adapter: what it is (name@version), what it runs on, and the
+            // context left to a request once the prefix takes its positions.
+            .put("root", a.name + "@" + a.version)
+            .put("parent", config.model().baseName())
+            .put("max_model_len", config.engine().maxContext() - a.numVirtualTokens);
       }
       rc.response().putHeader("Content-Type", "application/json").end(out.toString());
     } catch (ApiError e) {

@@ -7,6 +7,8 @@ import dev.prefixgate.adapter.ModelResolver;
 import dev.prefixgate.engine.Completion;
 import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.FinishReason;
+import dev.prefixgate.engine.ListenerGone;
+import dev.prefixgate.engine.TextTokenizer;
 import dev.prefixgate.engine.TokenListener;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerResponse;
@@ -32,6 +34,15 @@ final class Responder implements TokenListener {
   private final long created = System.currentTimeMillis() / 1000;
   private final StringBuilder text = new StringBuilder();
   private final List<Integer> tokenIds = new ArrayList<>();
+  private final TextTokenizer tokenizer;
+  // Log-probabilities not yet sent (streaming: they go out with the next chunk that carries text)
+  // or, without streaming, all of them. Chat: entries of "content"; completions: four arrays.
+  private final ArrayNode lpContent;
+  private final ArrayNode lpTokens;
+  private final ArrayNode lpTokenLogprobs;
+  private final ArrayNode lpTop;
+  private final ArrayNode lpOffsets;
+  private int textOffset;
   private long lastTokenNanos;
   private boolean open; // started() ran: headers may be written
   private final List<ObjectNode> early = new ArrayList<>(); // chunks produced before started()
@@ -45,7 +56,8 @@ final class Responder implements TokenListener {
       boolean chat,
       String tenant,
       ApiMetrics metrics,
-      int promptTokens) {
+      int promptTokens,
+      TextTokenizer tokenizer) {
     this.response = response;
     this.json = json;
     this.req = req;
@@ -55,6 +67,12 @@ final class Responder implements TokenListener {
     this.metrics = metrics;
     this.promptTokens = promptTokens;
     this.id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+    this.tokenizer = tokenizer;
+    this.lpContent = json.createArrayNode();
+    this.lpTokens = json.createArrayNode();
+    this.lpTokenLogprobs = json.createArrayNode();
+    this.lpTop = json.createArrayNode();
+    this.lpOffsets = json.createArrayNode();
   }
 
   /**
@@ -65,6 +83,13 @@ final class Responder implements TokenListener {
   synchronized void started(Engine.Handle handle) {
     response.closeHandler(v -> handle.cancel());
     open = true;
+    if (response.closed()) {
+      // The client left before the engine took the request: the close handler will never fire,
+      // so cancel here. An ordinary disconnect, not a 500 (the soak found it counted as one).
+      handle.cancel();
+      if (earlyCompletion != null) onComplete(earlyCompletion);
+      return;
+    }
     if (!req.stream()) {
       if (earlyCompletion != null) onComplete(earlyCompletion);
       return;
@@ -75,16 +100,78 @@ final class Responder implements TokenListener {
         .putHeader("Content-Type", "text/event-stream; charset=utf-8")
         .putHeader("Cache-Control", "no-cache")
         .putHeader("X-Accel-Buffering", "no");
-    if (chat) {
-      ObjectNode chunk = chunk();
-      ObjectNode choice = choice(chunk);
-      choice.putObject("delta").put("role", "assistant").put("content", "");
-      choice.putNull("finish_reason");
-      send(chunk);
+    try {
+      if (chat) {
+        ObjectNode chunk = chunk();
+        ObjectNode choice = choice(chunk);
+        choice.putObject("delta").put("role", "assistant").put("content", "");
+        choice.putNull("finish_reason");
+        send(chunk);
+      }
+      for (ObjectNode chunk : early) send(chunk);
+      early.clear();
+    } catch (ListenerGone e) {
+      handle.cancel(); // it left between the check above and these writes
     }
-    for (ObjectNode chunk : early) send(chunk);
-    early.clear();
     if (earlyCompletion != null) onComplete(earlyCompletion);
+  }
+
+  @Override
+  public synchronized void onToken(
+      int tokenId, String piece, float logprob, int[] topIds, float[] topLogprobs) {
+    if (req.logprobs()) record(tokenId, logprob, topIds, topLogprobs);
+    onToken(tokenId, piece, logprob);
+  }
+
+  /** One position's log-probabilities, in the request's API format. */
+  private void record(int tokenId, float logprob, int[] topIds, float[] topLogprobs) {
+    String token = tokenText(tokenId);
+    if (chat) {
+      ObjectNode e = lpContent.addObject().put("token", token).put("logprob", logprob);
+      bytes(e, tokenId);
+      ArrayNode top = e.putArray("top_logprobs");
+      for (int i = 0; i < topIds.length; i++) {
+        ObjectNode alt = top.addObject().put("token", tokenText(topIds[i]));
+        alt.put("logprob", topLogprobs[i]);
+        bytes(alt, topIds[i]);
+      }
+    } else {
+      lpTokens.add(token);
+      lpTokenLogprobs.add(logprob);
+      ObjectNode top = json.createObjectNode();
+      for (int i = 0; i < topIds.length; i++) top.put(tokenText(topIds[i]), topLogprobs[i]);
+      lpTop.add(top);
+      lpOffsets.add(textOffset);
+      textOffset += token.length();
+    }
+  }
+
+  private String tokenText(int tokenId) {
+    return new String(tokenizer.bytes(tokenId), java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  private void bytes(ObjectNode entry, int tokenId) {
+    ArrayNode b = entry.putArray("bytes");
+    for (byte x : tokenizer.bytes(tokenId)) b.add(x & 0xff);
+  }
+
+  /** Moves the recorded log-probabilities into a choice (and starts collecting anew). */
+  private void attachLogprobs(ObjectNode choice) {
+    if (!req.logprobs()) return;
+    if (chat) {
+      choice.putObject("logprobs").set("content", lpContent.deepCopy());
+      lpContent.removeAll();
+    } else {
+      ObjectNode lp = choice.putObject("logprobs");
+      lp.set("tokens", lpTokens.deepCopy());
+      lp.set("token_logprobs", lpTokenLogprobs.deepCopy());
+      lp.set("top_logprobs", lpTop.deepCopy());
+      lp.set("text_offset", lpOffsets.deepCopy());
+      lpTokens.removeAll();
+      lpTokenLogprobs.removeAll();
+      lpTop.removeAll();
+      lpOffsets.removeAll();
+    }
   }
 
   @Override
@@ -101,6 +188,7 @@ final class Responder implements TokenListener {
     ObjectNode chunk = chunk();
     ObjectNode choice = choice(chunk);
     content(choice, piece);
+    attachLogprobs(choice);
     choice.putNull("finish_reason");
     if (req.returnTokenIds()) choice.putArray("token_ids").add(tokenId);
     send(chunk);
@@ -114,7 +202,7 @@ final class Responder implements TokenListener {
     }
     model.close();
     metrics.completed(tenant, c, promptTokens);
-    if (c.reason() == FinishReason.CANCELLED && response.closed()) return;
+    if (response.closed()) return; // the client left: nobody to write to
     if (req.stream()) {
       finishStream(c);
     } else {
@@ -127,6 +215,7 @@ final class Responder implements TokenListener {
       ObjectNode chunk = chunk();
       ObjectNode choice = choice(chunk);
       content(choice, c.trailingText());
+      attachLogprobs(choice);
       choice.putNull("finish_reason");
       send(chunk);
     }
@@ -134,6 +223,8 @@ final class Responder implements TokenListener {
     ObjectNode choice = choice(last);
     if (chat) choice.putObject("delta");
     else choice.put("text", "");
+    // Positions whose text was held back to the end (a stop sequence, a split character).
+    if (!lpContent.isEmpty() || !lpTokens.isEmpty()) attachLogprobs(choice);
     choice.put("finish_reason", reason(c));
     if (c.reason() == FinishReason.ERROR)
       last.putObject("error").put("message", c.error()).put("type", "server_error");
@@ -163,7 +254,8 @@ final class Responder implements TokenListener {
     ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
     if (chat) choice.putObject("message").put("role", "assistant").put("content", text.toString());
     else choice.put("text", text.toString());
-    choice.putNull("logprobs");
+    if (req.logprobs()) attachLogprobs(choice);
+    else choice.putNull("logprobs");
     choice.put("finish_reason", reason(c));
     if (req.returnTokenIds()) {
       ArrayNode ids = choice.putArray("token_ids");
@@ -215,9 +307,7 @@ final class Responder implements TokenListener {
       early.add(chunk);
       return;
     }
-    if (response.closed() || response.ended()) {
-      throw new IllegalStateException("client disconnected");
-    }
+    if (response.closed() || response.ended()) throw new ListenerGone("client disconnected");
     response.write(Buffer.buffer("data: " + chunk + "\n\n"));
   }
 }

@@ -673,7 +673,7 @@ public final class Engine implements AutoCloseable {
       return;
     }
     SamplingParams p = s.request.params();
-    Sampler.Pick pick = sampler.pick(logits, offset, p, s.seen, s.seenCount, s.rng);
+    Sampler.Pick pick = sampler.pick(logits, offset, p, s.seen, s.promptLength, s.seenCount, s.rng);
     int token = pick.token();
     if (s.firstTokenNanos < 0) s.firstTokenNanos = System.nanoTime();
     s.generated++;
@@ -683,7 +683,9 @@ public final class Engine implements AutoCloseable {
     boolean eos = token == cfg.eosTokenId() && !p.ignoreEos();
     String text = eos ? "" : s.stop.feed(s.detokenizer.next(token));
     try {
-      s.listener.onToken(token, text, pick.logprob());
+      s.listener.onToken(token, text, pick.logprob(), pick.topIds(), pick.topLogprobs());
+    } catch (ListenerGone e) {
+      s.cancelled = true; // the consumer left: an ordinary cancellation, not a failure
     } catch (RuntimeException e) {
       LOG.log(Level.WARNING, "token listener failed; cancelling its sequence", e);
       s.cancelled = true;
@@ -719,6 +721,8 @@ public final class Engine implements AutoCloseable {
             error);
     try {
       s.listener.onComplete(c);
+    } catch (ListenerGone e) {
+      // nobody to tell
     } catch (RuntimeException e) {
       LOG.log(Level.WARNING, "completion listener failed", e);
     }

@@ -24,6 +24,8 @@ final class Sampler {
   private final int[] work; // (vocab) candidate ids, permuted by the top-p selection
   private final int[] kept; // (vocab) ids kept after top-p, ascending
   private final int[] penalised; // (vocab) stamp of the last pick that penalised the token
+  private final int[] counted; // (vocab) stamp of the last pick that counted the token
+  private final int[] counts; // (vocab) times generated so far, valid where counted is current
   private float[] heap = new float[0]; // (k) min-heap of the k best scores
   private int penaltyStamp;
 
@@ -35,15 +37,25 @@ final class Sampler {
     this.work = new int[vocab];
     this.kept = new int[vocab];
     this.penalised = new int[vocab];
+    this.counted = new int[vocab];
+    this.counts = new int[vocab];
   }
 
-  /** The outcome of one pick: the token and, when asked, its log-probability. */
-  record Pick(int token, float logprob) {}
+  /**
+   * The outcome of one pick: the token and, when asked, its log-probability and the most likely
+   * tokens with theirs (best first), all log-softmax of the model's raw logits.
+   */
+  record Pick(int token, float logprob, int[] topIds, float[] topLogprobs) {}
+
+  private static final int[] NO_IDS = new int[0];
+  private static final float[] NO_LOGPROBS = new float[0];
 
   /**
    * @param logits the model's logits, read from {@code offset} for {@code vocab} floats (not
    *     changed)
    * @param seen tokens of the prompt and output so far, for the repetition penalty (may repeat)
+   * @param promptCount how many leading entries of {@code seen} are the prompt (OpenAI's penalties
+   *     count generated tokens only)
    * @param seenCount how many entries of {@code seen} are valid
    * @param rng the request's generator (advanced once per sampled pick, never when greedy)
    */
@@ -52,9 +64,32 @@ final class Sampler {
       int offset,
       SamplingParams p,
       int[] seen,
+      int promptCount,
       int seenCount,
       SplittableRandom rng) {
     logits.get(offset, scores, 0, vocab);
+    if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0) {
+      // OpenAI: logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty,
+      // count over the tokens generated so far.
+      int stamp = ++penaltyStamp;
+      for (int i = promptCount; i < seenCount; i++) {
+        int t = seen[i];
+        if (t < 0 || t >= vocab) continue;
+        if (counted[t] != stamp) {
+          counted[t] = stamp;
+          counts[t] = 0;
+        }
+        counts[t]++;
+      }
+      float presence = (float) p.presencePenalty();
+      float frequency = (float) p.frequencyPenalty();
+      for (int i = promptCount; i < seenCount; i++) {
+        int t = seen[i];
+        if (t < 0 || t >= vocab || counted[t] != stamp || counts[t] == 0) continue;
+        scores[t] -= counts[t] * frequency + presence;
+        counts[t] = 0; // once per distinct token
+      }
+    }
     if (p.repetitionPenalty() != 1) {
       float penalty = (float) p.repetitionPenalty();
       // Penalise each distinct token once, like HF's gather/scatter over the id set.
@@ -67,8 +102,14 @@ final class Sampler {
       }
     }
     int token = p.isGreedy() ? argmax(scores) : sample(p, rng);
-    float logprob = p.logprobs() ? logSoftmaxAt(logits, offset, token) : Float.NaN;
-    return new Pick(token, logprob);
+    if (!p.logprobs()) return new Pick(token, Float.NaN, NO_IDS, NO_LOGPROBS);
+    double logZ = logSumExp(logits, offset);
+    float logprob = (float) (logits.get(offset + token) - logZ);
+    if (p.topLogprobs() == 0) return new Pick(token, logprob, NO_IDS, NO_LOGPROBS);
+    int[] ids = topIds(logits, offset, Math.min(p.topLogprobs(), vocab));
+    float[] lps = new float[ids.length];
+    for (int i = 0; i < ids.length; i++) lps[i] = (float) (logits.get(offset + ids[i]) - logZ);
+    return new Pick(token, logprob, ids, lps);
   }
 
   static int argmax(float[] v) {
@@ -242,11 +283,35 @@ final class Sampler {
   }
 
   /** log softmax of the raw logits at {@code token} (the model's own distribution). */
-  private float logSoftmaxAt(FloatBuffer logits, int offset, int token) {
+  /** log(sum(exp(logits))) of one row, stable (two passes over the vocabulary). */
+  private double logSumExp(FloatBuffer logits, int offset) {
     double max = Double.NEGATIVE_INFINITY;
     for (int i = 0; i < vocab; i++) max = Math.max(max, logits.get(offset + i));
     double sum = 0;
     for (int i = 0; i < vocab; i++) sum += Math.exp(logits.get(offset + i) - max);
-    return (float) (logits.get(offset + token) - max - Math.log(sum));
+    return max + Math.log(sum);
+  }
+
+  /**
+   * The ids of the n largest raw logits, best first (ties: the lower id first), by insertion into
+   * an n-sized sorted window: n is at most 20, and almost every logit loses against its last.
+   */
+  int[] topIds(FloatBuffer logits, int offset, int n) {
+    int[] ids = new int[n];
+    float[] vals = new float[n];
+    int size = 0;
+    for (int i = 0; i < vocab; i++) {
+      float v = logits.get(offset + i);
+      if (size == n && !(v > vals[n - 1])) continue;
+      int at = size == n ? n - 1 : size++;
+      while (at > 0 && v > vals[at - 1]) {
+        vals[at] = vals[at - 1];
+        ids[at] = ids[at - 1];
+        at--;
+      }
+      vals[at] = v;
+      ids[at] = i;
+    }
+    return size == n ? ids : java.util.Arrays.copyOf(ids, size);
   }
 }

@@ -16,6 +16,11 @@ import java.util.List;
  * @param stop stop sequences: generation ends when the text contains one; it is not returned
  * @param ignoreEos keep generating past the end-of-sequence token (benchmarks, golden tests)
  * @param logprobs report the log-probability of each chosen token
+ * @param topLogprobs with {@code logprobs}, also report the this many most likely tokens (0..20)
+ * @param presencePenalty OpenAI's: subtracted once from the logit of every token generated so far,
+ *     in [-2, 2]
+ * @param frequencyPenalty OpenAI's: subtracted from each token's logit once per time it was
+ *     generated so far, in [-2, 2]
  */
 public record SamplingParams(
     int maxNewTokens,
@@ -26,9 +31,39 @@ public record SamplingParams(
     Long seed,
     List<String> stop,
     boolean ignoreEos,
-    boolean logprobs) {
+    boolean logprobs,
+    int topLogprobs,
+    double presencePenalty,
+    double frequencyPenalty) {
 
   public static final int MAX_STOP_SEQUENCES = 4;
+  public static final int MAX_TOP_LOGPROBS = 20;
+
+  /** Without top log-probabilities or OpenAI penalties (the Hugging Face parameters only). */
+  public SamplingParams(
+      int maxNewTokens,
+      double temperature,
+      int topK,
+      double topP,
+      double repetitionPenalty,
+      Long seed,
+      List<String> stop,
+      boolean ignoreEos,
+      boolean logprobs) {
+    this(
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        repetitionPenalty,
+        seed,
+        stop,
+        ignoreEos,
+        logprobs,
+        0,
+        0,
+        0);
+  }
 
   public SamplingParams {
     if (maxNewTokens < 1) {
@@ -43,6 +78,17 @@ public record SamplingParams(
     if (!(repetitionPenalty > 0 && repetitionPenalty <= 10)) {
       throw new IllegalArgumentException(
           "repetition_penalty " + repetitionPenalty + " not in (0, 10]");
+    }
+    if (topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) {
+      throw new IllegalArgumentException(
+          "top_logprobs " + topLogprobs + " not in [0, " + MAX_TOP_LOGPROBS + "]");
+    }
+    if (!(presencePenalty >= -2 && presencePenalty <= 2)) {
+      throw new IllegalArgumentException("presence_penalty " + presencePenalty + " not in [-2, 2]");
+    }
+    if (!(frequencyPenalty >= -2 && frequencyPenalty <= 2)) {
+      throw new IllegalArgumentException(
+          "frequency_penalty " + frequencyPenalty + " not in [-2, 2]");
     }
     stop = stop == null ? List.of() : List.copyOf(stop);
     if (stop.size() > MAX_STOP_SEQUENCES) {
@@ -64,6 +110,17 @@ public record SamplingParams(
 
   public SamplingParams withIgnoreEos(boolean ignore) {
     return new SamplingParams(
-        maxNewTokens, temperature, topK, topP, repetitionPenalty, seed, stop, ignore, logprobs);
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        repetitionPenalty,
+        seed,
+        stop,
+        ignore,
+        logprobs,
+        topLogprobs,
+        presencePenalty,
+        frequencyPenalty);
   }
 }

@@ -21,6 +21,7 @@ final class Sequence {
   final StopMatcher stop;
   final SplittableRandom rng;
   final int[] seen; // (prompt + max new) prompt ids then generated ids, for the repetition penalty
+  final int promptLength; // the leading entries of seen that are the prompt
   int seenCount;
   int generated;
   int lastToken;
@@ -45,5 +46,6 @@ final class Sequence {
     int[] prompt = request.promptIds();
     this.seen = Arrays.copyOf(prompt, prompt.length + request.params().maxNewTokens());
     this.seenCount = prompt.length;
+    this.promptLength = prompt.length;
   }
 }

@@ -16,6 +16,15 @@ public interface TokenListener {
    */
   void onToken(int tokenId, String text, float logprob);
 
+  /**
+   * One generated token with the most likely alternatives at its position (best first), when the
+   * request asked for {@code top_logprobs}; by default the same as {@link #onToken(int, String,
+   * float)}.
+   */
+  default void onToken(int tokenId, String text, float logprob, int[] topIds, float[] topLogprobs) {
+    onToken(tokenId, text, logprob);
+  }
+
   /** The end of the sequence; {@code trailingText} is held-back text released at the end. */
   void onComplete(Completion completion);
 }

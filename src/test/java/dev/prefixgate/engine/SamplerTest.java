@@ -20,7 +20,14 @@ class SamplerTest {
 
   private static int pick(SamplingParams p, int[] seen, long seed) {
     Sampler s = new Sampler(LOGITS.length);
-    return s.pick(FloatBuffer.wrap(LOGITS), 0, p, seen, seen.length, new SplittableRandom(seed))
+    return s.pick(
+            FloatBuffer.wrap(LOGITS),
+            0,
+            p,
+            seen,
+            seen.length,
+            seen.length,
+            new SplittableRandom(seed))
         .token();
   }
 
@@ -78,6 +85,7 @@ class SamplerTest {
             params(0, 0, 1, 1),
             new int[0],
             0,
+            0,
             new SplittableRandom(0));
     double z = 0;
     for (float l : LOGITS) z += Math.exp(l);
@@ -93,7 +101,7 @@ class SamplerTest {
     for (long seed = 0; seed < 300; seed++) {
       SamplingParams p = new SamplingParams(8, 1.0, 3, 1, 1, seed, List.of(), false, false);
       seen.add(
-          s.pick(FloatBuffer.wrap(logits), 0, p, new int[0], 0, new SplittableRandom(seed))
+          s.pick(FloatBuffer.wrap(logits), 0, p, new int[0], 0, 0, new SplittableRandom(seed))
               .token());
     }
     assertEquals(java.util.Set.of(1, 3, 6), seen);
@@ -139,6 +147,7 @@ class SamplerTest {
                             p,
                             seen,
                             seen.length,
+                            seen.length,
                             new SplittableRandom(seed * 31 + vec))
                         .token();
                 assertEquals(
@@ -171,7 +180,7 @@ class SamplerTest {
         int want = Reference.pick(row, p, new int[0], new SplittableRandom(seed));
         int got =
             sampler
-                .pick(FloatBuffer.wrap(two), vocab, p, new int[0], 0, new SplittableRandom(seed))
+                .pick(FloatBuffer.wrap(two), vocab, p, new int[0], 0, 0, new SplittableRandom(seed))
                 .token();
         assertEquals(want, got, p.toString());
       }
@@ -247,5 +256,92 @@ class SamplerTest {
       }
       return last;
     }
+  }
+
+  /**
+   * OpenAI's penalties count generated tokens only: with the prompt [1] and the output [1, 1, 3],
+   * token 1's logit drops by 2 * frequency + presence and token 3's by frequency + presence, so a
+   * greedy pick moves from 1 (3.0) to 3 (2.5 - 0.1 - 0.2 = 2.2) to 0 (1.0) as the penalties grow.
+   */
+  @Test
+  void presenceAndFrequencyPenaltiesFollowOpenAisDefinitionOverGeneratedTokens() {
+    int[] seen = {1, 1, 1, 3}; // the prompt is the first entry
+    Sampler s = new Sampler(LOGITS.length);
+    java.util.function.BiFunction<Double, Double, Integer> greedy =
+        (presence, frequency) ->
+            s.pick(
+                    FloatBuffer.wrap(LOGITS),
+                    0,
+                    new SamplingParams(
+                        8, 0, 0, 1, 1, 1L, List.of(), false, false, 0, presence, frequency),
+                    seen,
+                    1,
+                    seen.length,
+                    new SplittableRandom(1))
+                .token();
+    assertEquals(1, greedy.apply(0.0, 0.0));
+    // 1: 3.0 - 2*0.1 - 0.2 = 2.6 > 3: 2.5 - 0.1 - 0.2 = 2.2
+    assertEquals(1, greedy.apply(0.2, 0.1));
+    // 1: 3.0 - 2*0.5 - 0.5 = 1.5 and 3: 2.5 - 0.5 - 0.5 = 1.5 tie: the lower id wins
+    assertEquals(1, greedy.apply(0.5, 0.5));
+    // 1: 3.0 - 2*1 - 0.5 = 0.5, 3: 2.5 - 1 - 0.5 = 1.0, 0: 1.0 (not generated): 0 first at tie
+    assertEquals(0, greedy.apply(0.5, 1.0));
+    // Prompt tokens do not count: with only the prompt seen nothing changes.
+    assertEquals(
+        1,
+        s.pick(
+                FloatBuffer.wrap(LOGITS),
+                0,
+                new SamplingParams(8, 0, 0, 1, 1, 1L, List.of(), false, false, 0, 2, 2),
+                seen,
+                seen.length,
+                seen.length,
+                new SplittableRandom(1))
+            .token());
+    // Negative values encourage repeats.
+    assertEquals(
+        3,
+        s.pick(
+                FloatBuffer.wrap(new float[] {1.0f, 3.0f, -2.0f, 2.5f, 0.0f}),
+                0,
+                new SamplingParams(8, 0, 0, 1, 1, 1L, List.of(), false, false, 0, 0, -2),
+                new int[] {3},
+                0,
+                1,
+                new SplittableRandom(1))
+            .token());
+  }
+
+  /** The top alternatives are the best raw logits, best first, as log-softmax of the raw row. */
+  @Test
+  void topLogprobsAreTheBestRawLogitsBestFirst() {
+    float[] row = new float[1000];
+    Random r = new Random(7);
+    for (int i = 0; i < row.length; i++) row[i] = (float) r.nextGaussian() * 3;
+    row[17] = row[900] = 20f; // a tie: the lower id first
+    Sampler s = new Sampler(row.length);
+    Sampler.Pick p =
+        s.pick(
+            FloatBuffer.wrap(row),
+            0,
+            new SamplingParams(8, 0, 0, 1, 1, 1L, List.of(), false, true, 5, 0, 0),
+            new int[0],
+            0,
+            0,
+            new SplittableRandom(1));
+    Integer[] order = new Integer[row.length];
+    for (int i = 0; i < order.length; i++) order[i] = i;
+    Arrays.sort(order, (a, b) -> row[a] != row[b] ? Float.compare(row[b], row[a]) : a - b);
+    double max = row[order[0]];
+    double sum = 0;
+    for (float v : row) sum += Math.exp(v - max);
+    double logZ = max + Math.log(sum);
+    assertEquals(5, p.topIds().length);
+    for (int i = 0; i < 5; i++) {
+      assertEquals(order[i], p.topIds()[i], "rank " + i);
+      assertEquals(row[order[i]] - logZ, p.topLogprobs()[i], 1e-5);
+    }
+    assertEquals(17, p.token());
+    assertEquals(p.topLogprobs()[0], p.logprob(), 0f);
   }
 }
