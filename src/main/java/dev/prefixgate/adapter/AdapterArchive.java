@@ -35,6 +35,9 @@ public final class AdapterArchive {
       }
     } catch (IOException e) {
       throw new AdapterFormatException("archive", "unreadable archive: " + e.getMessage());
+    } catch (IllegalArgumentException e) {
+      // ZipInputStream refuses an entry name that is not UTF-8 with IllegalArgumentException.
+      throw new AdapterFormatException("archive", "unreadable archive: " + e.getMessage());
     }
     throw new AdapterFormatException("archive", "not a .zip or .tar.gz file");
   }
@@ -51,13 +54,58 @@ public final class AdapterArchive {
 
   private static Files tar(byte[] archive, long max) throws IOException, AdapterFormatException {
     Collector c = new Collector(max);
-    try (TarArchiveInputStream in =
-        new TarArchiveInputStream(new GZIPInputStream(new ByteArrayInputStream(archive)))) {
+    // The tar reader itself buffers GNU long names and PAX headers, which the per-entry limit
+    // never sees: the decompressed stream as a whole is capped too (headers and padding allowed).
+    InputStream gunzipped =
+        new Capped(new GZIPInputStream(new ByteArrayInputStream(archive)), max + TAR_OVERHEAD);
+    try (TarArchiveInputStream in = new TarArchiveInputStream(gunzipped)) {
       for (TarArchiveEntry e; (e = in.getNextEntry()) != null; ) {
         c.entry(e.getName(), e.isDirectory(), e.isSymbolicLink() || e.isLink(), in);
       }
     }
     return c.files();
+  }
+
+  /** Room for tar headers, padding and the end-of-archive blocks of {@link #MAX_ENTRIES}. */
+  private static final long TAR_OVERHEAD = 1024 * 1024;
+
+  /** Fails once more than {@code limit} bytes have been read. */
+  private static final class Capped extends java.io.FilterInputStream {
+    private final long limit;
+    private long read;
+
+    Capped(InputStream in, long limit) {
+      super(in);
+      this.limit = limit;
+    }
+
+    @Override
+    public int read() throws IOException {
+      int b = super.read();
+      if (b >= 0) count(1);
+      return b;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      int r = super.read(b, off, len);
+      if (r > 0) count(r);
+      return r;
+    }
+
+    @Override
+    public long skip(long n) throws IOException {
+      long r = super.skip(n);
+      if (r > 0) count(r);
+      return r;
+    }
+
+    private void count(long n) throws IOException {
+      read += n;
+      if (read > limit) {
+        throw new IOException("uncompressed content exceeds the limit of " + limit + " bytes");
+      }
+    }
   }
 
   private static final class Collector {

@@ -282,11 +282,25 @@ public class AdapterEvents {
         });
   }
 
-  /** Validates and registers one event; returns why it was refused, or null when accepted. */
-  Rejection apply(byte[] key, JsonNode event) throws Exception {
+  /**
+   * What {@link #check} accepted: the event's tenant, adapter and decoded weights; or, when {@code
+   * rejection} is set, why it refused the event.
+   */
+  record Checked(String tenant, String name, byte[] weights, Rejection rejection) {
+    static Checked refused(String field, String reason) {
+      return new Checked(null, null, null, new Rejection(field, reason));
+    }
+  }
+
+  /**
+   * The checks that need no database: schema, record key, base64, size, checksum and base-model
+   * fingerprint. Never throws for a hostile event: every refusal is a {@link Rejection}.
+   */
+  static Checked check(
+      JsonSchema schema, byte[] key, JsonNode event, long maxAdapterBytes, String fingerprint) {
     Set<ValidationMessage> errors = schema.validate(event);
     if (!errors.isEmpty()) {
-      return new Rejection(
+      return Checked.refused(
           "schema",
           errors.stream()
               .map(ValidationMessage::getMessage)
@@ -300,7 +314,7 @@ public class AdapterEvents {
     String expectedKey = tenant + "/" + name;
     String given = key == null ? null : new String(key, StandardCharsets.UTF_8);
     if (!expectedKey.equals(given)) {
-      return new Rejection(
+      return Checked.refused(
           "key",
           "record key "
               + (given == null ? "(none)" : "'" + truncate(given, 200) + "'")
@@ -312,16 +326,15 @@ public class AdapterEvents {
     try {
       weights = Base64.getDecoder().decode(event.get("safetensors").asText());
     } catch (IllegalArgumentException e) {
-      return new Rejection("safetensors", "not valid base64");
+      return Checked.refused("safetensors", "not valid base64");
     }
-    if (weights.length > config.kafka().maxAdapterBytes()) {
-      return new Rejection(
-          "safetensors",
-          weights.length + " bytes, over the limit of " + config.kafka().maxAdapterBytes());
+    if (weights.length > maxAdapterBytes) {
+      return Checked.refused(
+          "safetensors", weights.length + " bytes, over the limit of " + maxAdapterBytes);
     }
     String digest = PrefixAdapter.sha256(weights);
     if (!digest.equals(event.get("sha256").asText())) {
-      return new Rejection(
+      return Checked.refused(
           "sha256",
           "checksum mismatch: the bytes hash to "
               + digest
@@ -330,10 +343,20 @@ public class AdapterEvents {
     }
     String base = event.at("/baseModel/fingerprint").asText();
     if (!base.equals(fingerprint)) {
-      return new Rejection(
+      return Checked.refused(
           "baseModel.fingerprint",
           "adapter is for base model " + base + ", this gateway serves " + fingerprint);
     }
+    return new Checked(tenant, name, weights, null);
+  }
+
+  /** Validates and registers one event; returns why it was refused, or null when accepted. */
+  Rejection apply(byte[] key, JsonNode event) throws Exception {
+    Checked checked = check(schema, key, event, config.kafka().maxAdapterBytes(), fingerprint);
+    if (checked.rejection() != null) return checked.rejection();
+    String tenant = checked.tenant();
+    String name = checked.name();
+    byte[] weights = checked.weights();
     // An event is a new version of an adapter of an existing tenant, never a new tenant: who may
     // call the gateway is decided through the admin API, not by whoever can write to a topic.
     if (tenants.find(tenant).isEmpty()) {

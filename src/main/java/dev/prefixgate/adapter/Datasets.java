@@ -1,5 +1,6 @@
 package dev.prefixgate.adapter;
 
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.prefixgate.engine.PrefixAdapter;
@@ -17,7 +18,9 @@ import java.util.UUID;
 /** Tenants' training data sets, validated line by line before anything is stored. */
 @ApplicationScoped
 public class Datasets {
-  private static final ObjectMapper JSON = new ObjectMapper();
+  // One JSON value per line, as the trainer's json.loads reads it: "{...} {...}" is refused.
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   /**
    * Checks every line: a JSON object with non-empty string {@code instruction} and {@code output}

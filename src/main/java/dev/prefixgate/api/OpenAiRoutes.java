@@ -88,19 +88,8 @@ public class OpenAiRoutes {
     try {
       Tenant tenant = authenticate(rc);
       tenantTag = tenant.id;
-      JsonNode body;
-      try {
-        // An empty body has no string at all: it is a client's mistake, not a server fault.
-        String text = rc.body() == null ? null : rc.body().asString("UTF-8");
-        body = text == null || text.isBlank() ? null : json.readTree(text);
-      } catch (JsonProcessingException e) {
-        throw new ApiError(
-            400,
-            "invalid_request_error",
-            "invalid_json",
-            null,
-            "The request body is not valid JSON: " + e.getOriginalMessage());
-      }
+      // An empty body has no string at all: it is a client's mistake, not a server fault.
+      JsonNode body = readBody(json, rc.body() == null ? null : rc.body().asString("UTF-8"));
       CompletionRequest req = CompletionRequest.parse(body, chat, template);
       ModelResolver.Resolved model =
           resolver
@@ -127,6 +116,20 @@ public class OpenAiRoutes {
     } catch (Exception e) {
       metrics.request(tenantTag, 500);
       writeError(rc.response(), ApiError.internal(LOG, "request failed", e));
+    }
+  }
+
+  /** The body as JSON: null when empty or blank, an {@link ApiError} (400) when not JSON. */
+  static JsonNode readBody(ObjectMapper json, String text) {
+    try {
+      return text == null || text.isBlank() ? null : json.readTree(text);
+    } catch (JsonProcessingException e) {
+      throw new ApiError(
+          400,
+          "invalid_request_error",
+          "invalid_json",
+          null,
+          "The request body is not valid JSON: " + e.getOriginalMessage());
     }
   }
 

@@ -133,18 +133,28 @@ public final class Safetensors {
       if (!shapeNode.isArray()) throw new AdapterFormatException(field + ".shape", "missing shape");
       long[] shape = new long[shapeNode.size()];
       long count = 1;
-      for (int i = 0; i < shape.length; i++) {
-        JsonNode d = shapeNode.get(i);
-        if (!d.canConvertToLong() || d.asLong() < 0) {
-          throw new AdapterFormatException(
-              field + ".shape", "dimension " + d + " is not a non-negative integer");
+      long bytes;
+      try {
+        for (int i = 0; i < shape.length; i++) {
+          JsonNode d = shapeNode.get(i);
+          if (!d.isIntegralNumber() || !d.canConvertToLong() || d.asLong() < 0) {
+            throw new AdapterFormatException(
+                field + ".shape", "dimension " + d + " is not a non-negative integer");
+          }
+          shape[i] = d.asLong();
+          count = Math.multiplyExact(count, Math.max(shape[i], 1)) * (shape[i] == 0 ? 0 : 1);
         }
-        shape[i] = d.asLong();
-        count = Math.multiplyExact(count, Math.max(shape[i], 1)) * (shape[i] == 0 ? 0 : 1);
+        bytes = Math.multiplyExact(count, (long) size);
+      } catch (ArithmeticException overflow) {
+        // The product would wrap: in a long, 2^62 F32 elements "need" 0 bytes.
+        throw new AdapterFormatException(
+            field + ".shape", shapeNode + " of " + dtype + " does not fit in 2^63 bytes");
       }
       JsonNode off = t.path("data_offsets");
       if (!off.isArray()
           || off.size() != 2
+          || !off.get(0).isIntegralNumber()
+          || !off.get(1).isIntegralNumber()
           || !off.get(0).canConvertToLong()
           || !off.get(1).canConvertToLong()) {
         throw new AdapterFormatException(field + ".data_offsets", "must be [begin, end]");
@@ -156,7 +166,7 @@ public final class Safetensors {
             field + ".data_offsets",
             "[" + begin + ", " + end + "] outside the data section of " + dataLen + " bytes");
       }
-      if (end - begin != count * size) {
+      if (end - begin != bytes) {
         throw new AdapterFormatException(
             field + ".data_offsets",
             (end - begin)
@@ -165,7 +175,7 @@ public final class Safetensors {
                 + " of "
                 + dtype
                 + " needs "
-                + count * size);
+                + bytes);
       }
       ranges.add(new long[] {begin, end});
       ByteBuffer data =

@@ -244,25 +244,57 @@ public class RetrainRequests {
     statusConsumer.close(Duration.ofSeconds(5));
   }
 
+  /**
+   * A schema-checked training-status event; a null field was absent. {@code metrics} is the JSON
+   * text, or null when absent or longer than {@link TrainingJob#MAX_METRICS_CHARS}.
+   */
+  record Status(
+      String requestId,
+      String state,
+      Double progress,
+      Integer step,
+      Double loss,
+      String reason,
+      String digest,
+      boolean hasMetrics,
+      String metrics) {}
+
+  /**
+   * Checks one status event against the schema and takes its fields out.
+   *
+   * @throws IllegalArgumentException naming the schema errors; nothing else for any event
+   */
+  static Status status(JsonSchema schema, JsonNode s) {
+    Set<ValidationMessage> errors = schema.validate(s);
+    if (!errors.isEmpty()) throw new IllegalArgumentException("schema: " + errors);
+    String metrics = s.has("metrics") ? s.get("metrics").toString() : null;
+    return new Status(
+        s.get("requestId").asText(),
+        s.get("state").asText(),
+        s.has("progress") ? s.get("progress").asDouble() : null,
+        s.has("step") ? s.get("step").asInt() : null,
+        s.has("loss") ? s.get("loss").asDouble() : null,
+        s.has("reason") ? truncate(s.get("reason").asText()) : null,
+        s.has("digest") ? s.get("digest").asText() : null,
+        metrics != null,
+        metrics != null && metrics.length() <= TrainingJob.MAX_METRICS_CHARS ? metrics : null);
+  }
+
   /** Applies one status event to its job; events for unknown requests are ignored. */
   @Transactional
-  void applyStatus(JsonNode s) {
-    Set<ValidationMessage> errors = statusSchema.validate(s);
-    if (!errors.isEmpty()) throw new IllegalArgumentException("schema: " + errors);
-    TrainingJob job = TrainingJob.find("requestId", s.get("requestId").asText()).firstResult();
+  void applyStatus(JsonNode event) {
+    Status s = status(statusSchema, event);
+    TrainingJob job = TrainingJob.find("requestId", s.requestId()).firstResult();
     if (job == null) return;
-    String state = s.get("state").asText();
+    String state = s.state();
     if (FINAL.contains(job.state)) return; // final states stay
     job.state = state;
-    if (s.has("progress")) job.progress = s.get("progress").asDouble();
-    if (s.has("step")) job.step = s.get("step").asInt();
-    if (s.has("loss")) job.loss = s.get("loss").asDouble();
-    if (s.has("reason")) job.reason = truncate(s.get("reason").asText());
-    if (s.has("digest")) job.digest = s.get("digest").asText();
-    if (s.has("metrics")) {
-      String m = s.get("metrics").toString();
-      job.metrics = m.length() <= TrainingJob.MAX_METRICS_CHARS ? m : null;
-    }
+    if (s.progress() != null) job.progress = s.progress();
+    if (s.step() != null) job.step = s.step();
+    if (s.loss() != null) job.loss = s.loss();
+    if (s.reason() != null) job.reason = s.reason();
+    if (s.digest() != null) job.digest = s.digest();
+    if (s.hasMetrics()) job.metrics = s.metrics();
     if (FINAL.contains(state) && !state.equals("failed")) job.progress = 100;
     job.adapterVersion = versionOf(job);
     job.updatedAt = Instant.now();
