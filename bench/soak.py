@@ -67,6 +67,10 @@ FLIP = "flip"
 # Bytes of the versions of "flip", in upload order: each fixture adapter is a distinct digest.
 FLIP_POOL = ("acme", "globex", "initech", "xuetang")
 MAX_TOKENS = 24
+# A heap of fixed size, touched at start: RSS then moves only with memory outside the heap (ONNX
+# Runtime, direct buffers, metaspace, threads), where a leaked tensor or buffer shows. A leak of Java
+# objects shows in the heap's floor (its least use in a window: what survives collections).
+JVM_OPTS = "-Xms512m -Xmx512m -XX:+AlwaysPreTouch"
 DISCONNECT_SHARE = 0.10
 CANCEL_SHARE = 0.05
 
@@ -193,6 +197,7 @@ class Sample:
     leases: float | None
     threads: float | None
     heap: float | None  # bytes
+    nonheap: float | None  # bytes: metaspace, code cache
     running: float | None  # batch rows
     queued: float | None
 
@@ -667,6 +672,7 @@ async def take_sample(client: httpx.AsyncClient, state: State) -> Sample:
         leases=metric(m, "prefixgate_cache_leases"),
         threads=metric(m, "jvm_threads_live_threads"),
         heap=metric(m, "jvm_memory_used_bytes", lambda lb: lb.get("area") == "heap"),
+        nonheap=metric(m, "jvm_memory_used_bytes", lambda lb: lb.get("area") == "nonheap"),
         running=metric(m, "prefixgate_batch_rows"),
         queued=metric(m, "prefixgate_queue_depth"),
     )
@@ -792,14 +798,14 @@ def report(args: argparse.Namespace, state: State, final: Sample, before: list[t
     rep.add("gateway prefixgate_requests_total during the soak: "
             + "  ".join(f"{k} {v}" for k, v in sorted(server_by_status.items()) if v))
     rep.add()
-    rep.add("     t s    RSS MiB  direct MiB  heap MiB   fds  threads  leases  rows  queue")
+    rep.add("     t s    RSS MiB  direct MiB  heap MiB  non-heap MiB   fds  threads  leases  rows  queue")
     rows = state.samples
     step = max(1, len(rows) // 24)
     shown = rows[::step] + ([rows[-1]] if rows and rows[-1] not in rows[::step] else [])
     for s in [*shown, final]:
         tag = "  idle" if s is final else ""
-        rep.add(f"{s.t:8.0f} {mib(s.rss)}    {mib(s.direct)}  {mib(s.heap)} {num(s.fds)}   {num(s.threads)}  "
-                f"{num(s.leases)} {num(s.running)} {num(s.queued)}{tag}")
+        rep.add(f"{s.t:8.0f} {mib(s.rss)}    {mib(s.direct)}  {mib(s.heap)}      {mib(s.nonheap)} {num(s.fds)}   "
+                f"{num(s.threads)}  {num(s.leases)} {num(s.running)} {num(s.queued)}{tag}")
     rep.add()
     for what in state.mixed[:10]:
         rep.add(f"  mixed: {what}")
@@ -836,6 +842,15 @@ def report(args: argparse.Namespace, state: State, final: Sample, before: list[t
                   f"({frac * 100:+.1f}%, limit {args.max_growth * 100:g}%)")
     if state.samples and state.samples[0].fds is not None and final.fds is not None:
         rep.add(f"  [info] open fds idle: {state.samples[0].fds:.0f} before the load, {final.fds:.0f} after it")
+    half = [s for s in state.samples if load_s / 2 <= s.t <= load_s and s.heap is not None]
+    if len(half) >= 8:
+        q = len(half) // 4
+        first, last = min(s.heap or 0.0 for s in half[:q]), min(s.heap or 0.0 for s in half[-q:])
+        rep.add(f"  [info] heap floor (least use) over the second half: {mib(first).strip()} -> "
+                f"{mib(last).strip()} MiB")
+    n = growth(state.samples, "nonheap", load_s, args.median_of)
+    if n:
+        rep.add(f"  [info] non-heap over the second half: {mib(n[0]).strip()} -> {mib(n[1]).strip()} MiB")
     d = growth(state.samples, "direct", load_s, args.median_of)
     if d:
         rep.add(f"  [info] direct memory over the second half: {mib(d[0]).strip()} -> {mib(d[1]).strip()} MiB")
@@ -864,7 +879,9 @@ def main() -> int:
     ap.add_argument("--pid", type=int, help="the running gateway's pid, for RSS (with --url)")
     ap.add_argument("--jar", type=Path, default=JAR, help="the packaged gateway to start")
     ap.add_argument("--data", type=Path, help="the started gateway's folder (default: a temporary one)")
-    ap.add_argument("--jvm-opt", action="append", default=[], help="a JVM option for the started gateway")
+    ap.add_argument("--jvm-opts", default=JVM_OPTS,
+                    help=f"the started gateway's JVM options (default: {JVM_OPTS!r}, a fixed, pre-touched heap, "
+                    "so that RSS moves with native memory and not with G1 growing or shrinking the heap)")
     ap.add_argument("--sample-seconds", type=float, default=None, help="sampling period (default 3, CI 2)")
     ap.add_argument("--flip-seconds", type=float, default=3.0)
     ap.add_argument("--key-seconds", type=float, default=10.0)
@@ -893,7 +910,7 @@ def main() -> int:
             tmp = tempfile.mkdtemp(prefix="prefixgate-soak-")
             data = Path(tmp)
         t = time.monotonic()
-        own = OwnGateway(args.jar, data, args.jvm_opt).start()
+        own = OwnGateway(args.jar, data, args.jvm_opts.split()).start()
         print(f"gateway up in {time.monotonic() - t:.0f} s: {own.url} (management {own.management_url}), "
               f"log {own.log_path}", flush=True)
         url, management_url = own.url, own.management_url
