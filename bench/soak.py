@@ -104,7 +104,7 @@ class OwnGateway:
         self.proc = subprocess.Popen(
             ["java", *self.jvm_opts, "-Dquarkus.profile=demo", f"-Dquarkus.http.port={self.port}",
              f"-Dquarkus.management.port={self.management_port}",
-             f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE",
+             f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0",
              "-Dprefixgate.kafka.enabled=false", "-Dprefixgate.engine.intra-op-threads=1",
              f"-Dprefixgate.admin.public-url={self.url}", "-jar", str(self.jar)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true"},

@@ -53,7 +53,7 @@ class Gateway:
             [
                 "java", "-Dquarkus.profile=demo", f"-Dquarkus.http.port={self.port}",
                 f"-Dquarkus.management.port={self.management_port}",
-                f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE",
+                f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0",
                 "-Dprefixgate.engine.intra-op-threads=1",
                 f"-Dprefixgate.kafka.adapters-topic={topic('adapters', self.topics)}",
                 f"-Dprefixgate.kafka.dead-letters-topic={topic('dead', self.topics)}",
