@@ -4,10 +4,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.networknt.schema.JsonSchema;
 import com.networknt.schema.ValidationMessage;
-import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.engine.AdapterFormatException;
+import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.messaging.EventSchemas;
 import dev.prefixgate.messaging.KafkaClients;
 import dev.prefixgate.tenant.TenantCreated;
 import dev.prefixgate.tenant.Tenants;
@@ -67,7 +68,7 @@ public class AdapterEvents {
   @Inject PrefixgateConfig config;
   @Inject AdapterRegistry registry;
   @Inject Tenants tenants;
-  @Inject Gateway gateway;
+  @Inject BaseModel baseModel;
 
   private volatile boolean running;
   private KafkaConsumer<byte[], byte[]> consumer;
@@ -91,7 +92,7 @@ public class AdapterEvents {
     PrefixgateConfig.Kafka k = config.kafka();
     if (!k.enabled()) return;
     schema = EventSchemas.load("adapter-event");
-    fingerprint = gateway.base().fingerprint();
+    fingerprint = baseModel.fingerprint();
     Properties p = KafkaClients.connection(k);
     p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, messageLimit(k));
     p.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -384,7 +385,7 @@ public class AdapterEvents {
                 name,
                 adapterConfig,
                 weights,
-                gateway.base(),
+                baseModel,
                 origin,
                 activate,
                 event.has("metrics") ? event.get("metrics").toString() : null);

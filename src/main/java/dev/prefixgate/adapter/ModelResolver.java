@@ -1,8 +1,9 @@
 package dev.prefixgate.adapter;
 
-import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
+import dev.prefixgate.engine.BloomModel;
 import dev.prefixgate.engine.PrefixAdapter;
+import dev.prefixgate.engine.PrefixCache;
 import dev.prefixgate.tenant.Tenant;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
@@ -25,7 +26,8 @@ public class ModelResolver {
 
   @Inject AdapterRegistry registry;
   @Inject ServingDirectory directory;
-  @Inject Gateway gateway;
+  @Inject BloomModel bloom;
+  @Inject PrefixCache prefixCache;
   @Inject PrefixgateConfig config;
 
   /** Empty when the tenant has no such model (the API answers 404). */
@@ -55,18 +57,16 @@ public class ModelResolver {
     if (version.isEmpty()) return Optional.empty();
     AdapterVersion a = version.get();
     PrefixCache.Lease lease =
-        gateway
-            .cache()
-            .acquire(
-                a.digest,
-                config.cache().pinnedTenants().map(p -> p.contains(tenant.id)).orElse(false),
-                this::load);
+        prefixCache.acquire(
+            a.digest,
+            config.cache().pinnedTenants().map(p -> p.contains(tenant.id)).orElse(false),
+            this::load);
     return Optional.of(new Resolved(a.name + "@" + a.version, lease));
   }
 
   private dev.prefixgate.engine.PrefixKv load(String digest) throws Exception {
     AdapterBlob blob =
         registry.blob(digest).orElseThrow(() -> new IllegalStateException("no blob for " + digest));
-    return PrefixAdapter.read(blob.adapterConfig, blob.safetensors, gateway.model().config()).kv();
+    return PrefixAdapter.read(blob.adapterConfig, blob.safetensors, bloom.config()).kv();
   }
 }

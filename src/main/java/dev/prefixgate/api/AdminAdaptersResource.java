@@ -1,7 +1,6 @@
 package dev.prefixgate.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterArchive;
 import dev.prefixgate.adapter.AdapterRegistry;
@@ -9,8 +8,10 @@ import dev.prefixgate.adapter.AdapterVersion;
 import dev.prefixgate.adapter.Dataset;
 import dev.prefixgate.adapter.Datasets;
 import dev.prefixgate.engine.AdapterFormatException;
+import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.retrain.RetrainRequests;
 import dev.prefixgate.retrain.TrainingJob;
+import dev.prefixgate.tenant.Tenant;
 import dev.prefixgate.tenant.Tenants;
 import jakarta.inject.Inject;
 import jakarta.ws.rs.Consumes;
@@ -41,7 +42,7 @@ public class AdminAdaptersResource {
   @Inject AdapterRegistry registry;
   @Inject Datasets datasets;
   @Inject Tenants tenants;
-  @Inject Gateway gateway;
+  @Inject BaseModel baseModel;
   @Inject RetrainRequests retrain;
   @Inject PrefixgateConfig config;
 
@@ -109,11 +110,11 @@ public class AdminAdaptersResource {
       @QueryParam("activate") @DefaultValue("true") boolean activate)
       throws AdapterFormatException {
     requireTenant(tenant);
-    if (!AdminTenantsResource.ID.matcher(name).matches() || name.equals("base")) {
+    if (!Tenant.ID.matcher(name).matches() || name.equals("base")) {
       throw ApiError.invalid(
           "name",
           "adapter name must match "
-              + AdminTenantsResource.ID.pattern()
+              + Tenant.ID.pattern()
               + " and not be 'base', got '"
               + name
               + "'");
@@ -142,7 +143,7 @@ public class AdminAdaptersResource {
             name,
             cfg,
             weights,
-            gateway.base(),
+            baseModel,
             new AdapterRegistry.Origin("upload", "admin"),
             activate,
             null);
@@ -245,10 +246,8 @@ public class AdminAdaptersResource {
   @Path("/retrain")
   @Consumes(MediaType.APPLICATION_JSON)
   public Response retrain(@PathParam("tenant") String tenant, Retrain req) {
-    if (req == null
-        || req.adapter() == null
-        || !AdminTenantsResource.ID.matcher(req.adapter()).matches()) {
-      throw ApiError.invalid("adapter", "adapter must match " + AdminTenantsResource.ID.pattern());
+    if (req == null || req.adapter() == null || !Tenant.ID.matcher(req.adapter()).matches()) {
+      throw ApiError.invalid("adapter", "adapter must match " + Tenant.ID.pattern());
     }
     if (req.datasetId() == null) throw ApiError.invalid("datasetId", "datasetId is required");
     Dataset d =

@@ -79,6 +79,6 @@ public class AdminAuth {
   }
 
   private static Response refuse(ApiError e) {
-    return Response.status(e.status()).entity(e.body()).type("application/json").build();
+    return Response.status(e.status()).entity(e.json()).type("application/json").build();
   }
 }

@@ -28,7 +28,7 @@ import java.util.regex.Pattern;
 @Consumes(MediaType.APPLICATION_JSON)
 public class AdminTenantsResource {
   @Inject RegistryEpoch epoch;
-  static final Pattern ID = Pattern.compile("[a-z0-9][a-z0-9_-]{0,63}");
+  static final Pattern ID = Tenant.ID;
   static final int MAX_NAME_CHARS = 200;
 
   @Inject Tenants tenants;

@@ -75,6 +75,21 @@ public final class ApiError extends RuntimeException {
     return java.util.Map.of("error", e);
   }
 
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
+
+  /**
+   * The same body as text: the one way every route (JAX-RS through {@link ErrorMapper} and {@link
+   * AdminAuth}, Vert.x through {@code OpenAiRoutes.writeError}) writes an error.
+   */
+  public String json() {
+    try {
+      return JSON.writeValueAsString(body());
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException("a map of strings always serialises", e);
+    }
+  }
+
   public int status() {
     return status;
   }

@@ -1,8 +1,9 @@
 package dev.prefixgate.api;
 
-import dev.prefixgate.Gateway;
 import dev.prefixgate.engine.Completion;
+import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.FinishReason;
+import dev.prefixgate.engine.PrefixCache;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -19,7 +20,8 @@ import java.util.concurrent.TimeUnit;
 @ApplicationScoped
 public class ApiMetrics {
   @Inject MeterRegistry registry;
-  @Inject Gateway gateway;
+  @Inject Engine engine;
+  @Inject PrefixCache prefixCache;
 
   @PostConstruct
   void timers() {
@@ -36,16 +38,16 @@ public class ApiMetrics {
   }
 
   void register(@Observes StartupEvent ignored) {
-    Gauge.builder("prefixgate.queue.depth", gateway, g -> g.engine().stats().queued())
+    Gauge.builder("prefixgate.queue.depth", engine, e -> e.stats().queued())
         .description("requests waiting for a batch row")
         .register(registry);
-    Gauge.builder("prefixgate.batch.rows", gateway, g -> g.engine().stats().running())
+    Gauge.builder("prefixgate.batch.rows", engine, e -> e.stats().running())
         .description("sequences in the running batch")
         .register(registry);
-    Gauge.builder("prefixgate.cache.hits", gateway, g -> g.cache().hits()).register(registry);
-    Gauge.builder("prefixgate.cache.misses", gateway, g -> g.cache().misses()).register(registry);
-    Gauge.builder("prefixgate.cache.bytes", gateway, g -> g.cache().bytes()).register(registry);
-    Gauge.builder("prefixgate.cache.leases", gateway, g -> g.cache().leases())
+    Gauge.builder("prefixgate.cache.hits", prefixCache, c -> c.hits()).register(registry);
+    Gauge.builder("prefixgate.cache.misses", prefixCache, c -> c.misses()).register(registry);
+    Gauge.builder("prefixgate.cache.bytes", prefixCache, c -> c.bytes()).register(registry);
+    Gauge.builder("prefixgate.cache.leases", prefixCache, c -> c.leases())
         .description("prefix-cache leases held by requests in flight")
         .register(registry);
   }

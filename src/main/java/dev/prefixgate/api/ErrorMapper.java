@@ -13,7 +13,7 @@ public class ErrorMapper {
 
   @ServerExceptionMapper
   public Response api(ApiError e) {
-    return Response.status(e.status()).entity(e.body()).type("application/json").build();
+    return Response.status(e.status()).entity(e.json()).type("application/json").build();
   }
 
   @ServerExceptionMapper

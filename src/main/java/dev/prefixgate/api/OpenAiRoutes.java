@@ -5,11 +5,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterVersion;
 import dev.prefixgate.adapter.ModelResolver;
 import dev.prefixgate.adapter.ServingDirectory;
+import dev.prefixgate.engine.BloomModel;
+import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.GenerationRequest;
 import dev.prefixgate.engine.QueueFullException;
 import dev.prefixgate.engine.SamplingParams;
@@ -37,7 +38,8 @@ public class OpenAiRoutes {
 
   @Inject ModelResolver resolver;
   @Inject ServingDirectory directory;
-  @Inject Gateway gateway;
+  @Inject BloomModel bloom;
+  @Inject Engine engine;
   @Inject PrefixgateConfig config;
   @Inject ApiMetrics metrics;
   @Inject ObjectMapper json;
@@ -45,7 +47,7 @@ public class OpenAiRoutes {
   private ChatTemplate template;
 
   void routes(@Observes Router router) {
-    template = ChatTemplate.forModel(gateway.model().dir());
+    template = ChatTemplate.forModel(bloom.dir());
     for (String path : new String[] {"/v1/chat/completions", "/v1/completions"}) {
       // Before any byte of the body is read: no key, or a form upload, is refused at once.
       router.post(path).handler(this::screen);
@@ -139,7 +141,7 @@ public class OpenAiRoutes {
       CompletionRequest req,
       ModelResolver.Resolved model,
       boolean chat) {
-    int[] ids = gateway.model().tokenizer().encode(req.prompt());
+    int[] ids = bloom.tokenizer().encode(req.prompt());
     int prefix = model.lease() == null ? 0 : model.lease().kv().length();
     int limit = config.engine().maxContext();
     if (req.maxTokens() != null && req.maxTokens() > limit) {
@@ -202,15 +204,13 @@ public class OpenAiRoutes {
             tenant.id,
             metrics,
             ids.length,
-            gateway.model().tokenizer());
+            bloom.tokenizer());
     try {
       var handle =
-          gateway
-              .engine()
-              .submit(
-                  new GenerationRequest(
-                      tenant.id, model.lease() == null ? null : model.lease().kv(), ids, params),
-                  responder);
+          engine.submit(
+              new GenerationRequest(
+                  tenant.id, model.lease() == null ? null : model.lease().kv(), ids, params),
+              responder);
       responder.started(handle);
     } catch (QueueFullException e) {
       rc.response().putHeader("Retry-After", "1");
@@ -275,15 +275,6 @@ public class OpenAiRoutes {
 
   static void writeError(HttpServerResponse response, ApiError e) {
     if (response.ended() || response.closed()) return;
-    ObjectNode err = new ObjectMapper().createObjectNode();
-    ObjectNode body = err.putObject("error");
-    body.put("message", e.getMessage())
-        .put("type", e.type)
-        .put("param", e.param)
-        .put("code", e.code);
-    response
-        .setStatusCode(e.status)
-        .putHeader("Content-Type", "application/json")
-        .end(err.toString());
+    response.setStatusCode(e.status).putHeader("Content-Type", "application/json").end(e.json());
   }
 }

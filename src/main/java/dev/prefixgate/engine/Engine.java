@@ -38,8 +38,9 @@ import java.util.logging.Logger;
  * <p>Layout: the batch KV is {@code (rows, n_head, T, head_dim)} per layer, each row right-aligned
  * with zero padding in front and mask 0 there; inside a row every column is attended. BLOOM's ALiBi
  * positions come from the cumulative mask, so padding changes nothing. Two buffer sets alternate:
- * the step reads past from one and ORT writes present into the other (pinned outputs), so the hot
- * loop allocates nothing and copies nothing.
+ * the step reads past from one and ORT writes present into the other (pinned outputs), so a decode
+ * step allocates and copies no KV. (It still builds a few small maps and ORT tensor wrappers per
+ * step.)
  *
  * <p>Memory: every buffer comes from one {@link EngineMemory} budget. Admission plans each request
  * against it (both KV arenas at the batch's widest reservation, plus prefill buffers); a request

@@ -8,7 +8,7 @@ import com.networknt.schema.ValidationMessage;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.adapter.Dataset;
-import dev.prefixgate.adapter.EventSchemas;
+import dev.prefixgate.messaging.EventSchemas;
 import dev.prefixgate.messaging.KafkaClients;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.PreDestroy;

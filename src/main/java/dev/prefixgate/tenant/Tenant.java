@@ -11,6 +11,10 @@ import java.time.Instant;
 @Entity
 @Table(name = "tenant")
 public class Tenant extends PanacheEntityBase {
+  /** Tenant ids, and adapter names: lower case, digits, '_' and '-', at most 64, not '-' first. */
+  public static final java.util.regex.Pattern ID =
+      java.util.regex.Pattern.compile("[a-z0-9][a-z0-9_-]{0,63}");
+
   @Id public String id;
 
   @Column(name = "display_name", nullable = false)

@@ -1,12 +1,12 @@
 package dev.prefixgate.tenant;
 
-import dev.prefixgate.engine.PrefixAdapter;
 import io.quarkus.hibernate.orm.panache.Panache;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Event;
 import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.time.Instant;
 import java.util.HexFormat;
@@ -82,6 +82,12 @@ public class Tenants {
 
   /** How keys are stored (and looked up): sha256 of the key's UTF-8 bytes, hex. */
   public static String hash(String key) {
-    return PrefixAdapter.sha256(key.getBytes(StandardCharsets.UTF_8));
+    try {
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8)));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every JVM has SHA-256", e);
+    }
   }
 }

@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.prefixgate.Gateway;
+import dev.prefixgate.engine.Engine;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
@@ -43,7 +43,7 @@ class OpenAiApiTest {
   @TestHTTPResource("/v1/completions")
   URL completionsUrl;
 
-  @Inject Gateway gateway;
+  @Inject Engine engine;
 
   private static ObjectNode completion(String model, String prompt) {
     ObjectNode b = JSON.createObjectNode();
@@ -314,7 +314,7 @@ class OpenAiApiTest {
     String body =
         "{\"model\":\"pirate\",\"prompt\":\"Ada paints a\",\"stream\":true,\"max_tokens\":2000,"
             + "\"ignore_eos\":true,\"temperature\":0}";
-    long before = gateway.engine().stats().generatedTokens();
+    long before = engine.stats().generatedTokens();
     HttpResponse<InputStream> r =
         Sse.CLIENT.send(
             Sse.request(completionsUrl.toString(), ACME, body),
@@ -324,10 +324,8 @@ class OpenAiApiTest {
     byte[] buf = new byte[256];
     assertTrue(in.read(buf) > 0);
     in.close();
-    Awaitility.await()
-        .atMost(Duration.ofSeconds(20))
-        .until(() -> gateway.engine().stats().running() == 0);
-    long generated = gateway.engine().stats().generatedTokens() - before;
+    Awaitility.await().atMost(Duration.ofSeconds(20)).until(() -> engine.stats().running() == 0);
+    long generated = engine.stats().generatedTokens() - before;
     assertTrue(generated < 2000, "generation went on after the disconnect: " + generated);
   }
 

@@ -5,7 +5,7 @@ import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.notNullValue;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import dev.prefixgate.Gateway;
+import dev.prefixgate.engine.Engine;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
@@ -42,7 +42,7 @@ class OverloadTest {
   @TestHTTPResource("/v1/completions")
   URL url;
 
-  @Inject Gateway gateway;
+  @Inject Engine engine;
 
   @Test
   void fullQueueAnswers429WithRetryAfterAndOthersFinish() throws Exception {
@@ -54,17 +54,13 @@ class OverloadTest {
             Sse.request(url.toString(), OpenAiApiTest.ACME, slow),
             HttpResponse.BodyHandlers.ofString()));
     // Waits for the state it tests instead of sleeping: the first request owns the only row...
-    Awaitility.await()
-        .atMost(Duration.ofSeconds(60))
-        .until(() -> gateway.engine().stats().running() == 1);
+    Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> engine.stats().running() == 1);
     running.add(
         Sse.CLIENT.sendAsync(
             Sse.request(url.toString(), OpenAiApiTest.GLOBEX, slow),
             HttpResponse.BodyHandlers.ofString()));
     // ...and the second waits in the queue.
-    Awaitility.await()
-        .atMost(Duration.ofSeconds(60))
-        .until(() -> gateway.engine().stats().queued() == 1);
+    Awaitility.await().atMost(Duration.ofSeconds(60)).until(() -> engine.stats().queued() == 1);
     // From the tenant already waiting: every tenant's first queued request is admitted (fair
     // share), so the refusal falls on the one that would hold a second place in the full queue.
     given()

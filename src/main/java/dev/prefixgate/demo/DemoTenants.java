@@ -1,8 +1,9 @@
-package dev.prefixgate.tenant;
+package dev.prefixgate.demo;
 
-import dev.prefixgate.Gateway;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterRegistry;
+import dev.prefixgate.engine.BaseModel;
+import dev.prefixgate.tenant.Tenants;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
@@ -30,7 +31,7 @@ public class DemoTenants {
   @Inject PrefixgateConfig config;
   @Inject Tenants tenants;
   @Inject AdapterRegistry registry;
-  @Inject Gateway gateway;
+  @Inject BaseModel baseModel;
 
   void seed(@Observes StartupEvent ignored) throws Exception {
     if (!config.demo().enabled()) {
@@ -47,7 +48,7 @@ public class DemoTenants {
           d[1],
           Files.readAllBytes(adapter.resolve("adapter_config.json")),
           Files.readAllBytes(adapter.resolve("adapter_model.safetensors")),
-          gateway.base(),
+          baseModel,
           new AdapterRegistry.Origin("demo", "demo"),
           registry.active(d[0], d[1]).isEmpty(),
           null);

@@ -1,5 +1,7 @@
-package dev.prefixgate;
+package dev.prefixgate.runtime;
 
+import dev.prefixgate.engine.BloomModel;
+import dev.prefixgate.engine.Engine;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import org.eclipse.microprofile.health.HealthCheck;
@@ -10,15 +12,16 @@ import org.eclipse.microprofile.health.Readiness;
 @Readiness
 @ApplicationScoped
 public class ModelReadiness implements HealthCheck {
-  @Inject Gateway gateway;
+  @Inject BloomModel bloom;
+  @Inject Engine engine;
 
   @Override
   public HealthCheckResponse call() {
-    var stats = gateway.engine().stats();
+    var stats = engine.stats();
     return HealthCheckResponse.named("model")
         .up()
-        .withData("dir", gateway.model().dir().toString())
-        .withData("provider", gateway.model().provider())
+        .withData("dir", bloom.dir().toString())
+        .withData("provider", bloom.provider())
         .withData("queued", stats.queued())
         .withData("running", stats.running())
         .build();

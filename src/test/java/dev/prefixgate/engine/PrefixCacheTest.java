@@ -1,4 +1,4 @@
-package dev.prefixgate.adapter;
+package dev.prefixgate.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -6,10 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.prefixgate.engine.AdapterFormatException;
-import dev.prefixgate.engine.ModelConfig;
-import dev.prefixgate.engine.PrefixAdapter;
-import dev.prefixgate.engine.PrefixKv;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;

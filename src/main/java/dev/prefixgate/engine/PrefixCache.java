@@ -1,6 +1,5 @@
-package dev.prefixgate.adapter;
+package dev.prefixgate.engine;
 
-import dev.prefixgate.engine.PrefixKv;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -1,4 +1,4 @@
-package dev.prefixgate.adapter;
+package dev.prefixgate.messaging;
 
 import com.networknt.schema.JsonSchema;
 import com.networknt.schema.JsonSchemaFactory;
