@@ -10,6 +10,7 @@ import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.PrefixAdapter;
 import dev.prefixgate.messaging.EventSchemas;
 import dev.prefixgate.messaging.KafkaClients;
+import dev.prefixgate.messaging.KafkaLoop;
 import dev.prefixgate.tenant.TenantCreated;
 import dev.prefixgate.tenant.Tenants;
 import io.quarkus.runtime.StartupEvent;
@@ -46,7 +47,6 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TopicExistsException;
-import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
@@ -73,7 +73,7 @@ public class AdapterEvents {
   private volatile boolean running;
   private KafkaConsumer<byte[], byte[]> consumer;
   private KafkaProducer<byte[], byte[]> deadLetters;
-  private Thread thread;
+  private KafkaLoop<byte[], byte[]> loop;
   private JsonSchema schema;
   private String fingerprint;
   // Tenants created since the consumer started whose published adapters must be read again:
@@ -107,9 +107,28 @@ public class AdapterEvents {
     consumer = new KafkaConsumer<>(c, new ByteArrayDeserializer(), new ByteArrayDeserializer());
     consumer.subscribe(List.of(k.adaptersTopic()));
     running = true;
-    thread = new Thread(this::run, "prefixgate-adapter-events");
-    thread.setDaemon(true);
-    thread.start();
+    loop =
+        KafkaLoop.start(
+            "prefixgate-adapter-events",
+            consumer,
+            this::consume,
+            new KafkaLoop.Hooks() {
+              @Override
+              public void onStart() {
+                // Here, not at start-up: a missing broker must not delay serving.
+                ensureTopics(config.kafka());
+              }
+
+              @Override
+              public void beforePoll() {
+                startReplays();
+              }
+
+              @Override
+              public void afterPoll() {
+                if (!replayEnd.isEmpty()) finishReplays();
+              }
+            });
     LOG.info(
         "following adapter events on "
             + k.adaptersTopic()
@@ -162,7 +181,7 @@ public class AdapterEvents {
   void tenantCreated(@Observes(during = TransactionPhase.AFTER_SUCCESS) TenantCreated e) {
     if (!running) return;
     pendingReplays.add(e.tenantId());
-    consumer.wakeup();
+    loop.wakeup();
   }
 
   /** On the consumer thread: rewinds to the start, remembering where normal reading resumes. */
@@ -202,24 +221,6 @@ public class AdapterEvents {
     String k = new String(key, StandardCharsets.UTF_8);
     int slash = k.indexOf('/');
     return slash < 0 ? k : k.substring(0, slash);
-  }
-
-  private void run() {
-    ensureTopics(config.kafka()); // here, not at start-up: a missing broker must not delay serving
-    while (running) {
-      try {
-        startReplays();
-        for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
-          consume(r);
-        }
-        if (!replayEnd.isEmpty()) finishReplays();
-      } catch (WakeupException e) {
-        if (!running) break;
-      } catch (Exception e) {
-        LOG.log(Level.WARNING, "adapter event loop error; continuing", e);
-      }
-    }
-    consumer.close(Duration.ofSeconds(5));
   }
 
   private void handle(ConsumerRecord<byte[], byte[]> r) {
@@ -423,12 +424,7 @@ public class AdapterEvents {
   void stop() {
     if (!running) return;
     running = false;
-    consumer.wakeup();
-    try {
-      thread.join(10_000);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
+    loop.close();
     deadLetters.close(Duration.ofSeconds(5));
   }
 

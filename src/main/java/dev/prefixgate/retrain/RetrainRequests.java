@@ -10,6 +10,7 @@ import dev.prefixgate.adapter.AdapterRegistry;
 import dev.prefixgate.adapter.Dataset;
 import dev.prefixgate.messaging.EventSchemas;
 import dev.prefixgate.messaging.KafkaClients;
+import dev.prefixgate.messaging.KafkaLoop;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -25,16 +26,13 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -62,7 +60,7 @@ public class RetrainRequests {
 
   private KafkaProducer<String, String> producer;
   private KafkaConsumer<String, String> statusConsumer;
-  private Thread thread;
+  private KafkaLoop<String, String> loop;
   private volatile boolean running;
   private JsonSchema requestSchema;
   private JsonSchema statusSchema;
@@ -86,9 +84,17 @@ public class RetrainRequests {
     statusConsumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer());
     statusConsumer.subscribe(List.of(k.statusTopic()));
     running = true;
-    thread = new Thread(this::follow, "prefixgate-training-status");
-    thread.setDaemon(true);
-    thread.start();
+    loop =
+        KafkaLoop.start(
+            "prefixgate-training-status",
+            statusConsumer,
+            r -> applyStatus(JSON.readTree(r.value())),
+            new KafkaLoop.Hooks() {
+              @Override
+              public void afterPoll() {
+                statusConsumer.commitAsync();
+              }
+            });
   }
 
   /**
@@ -222,28 +228,6 @@ public class RetrainRequests {
     return TrainingJob.findByIdOptional(id);
   }
 
-  private void follow() {
-    while (running) {
-      try {
-        for (ConsumerRecord<String, String> r : statusConsumer.poll(Duration.ofMillis(500))) {
-          try {
-            applyStatus(JSON.readTree(r.value()));
-          } catch (Exception e) {
-            LOG.log(
-                Level.WARNING,
-                "ignoring training status at offset " + r.offset() + ": " + e.getMessage());
-          }
-        }
-        statusConsumer.commitAsync();
-      } catch (WakeupException e) {
-        if (!running) break;
-      } catch (Exception e) {
-        LOG.log(Level.WARNING, "training status loop error; continuing", e);
-      }
-    }
-    statusConsumer.close(Duration.ofSeconds(5));
-  }
-
   /**
    * A schema-checked training-status event; a null field was absent. {@code metrics} is the JSON
    * text, or null when absent or longer than {@link TrainingJob#MAX_METRICS_CHARS}.
@@ -327,11 +311,6 @@ public class RetrainRequests {
     if (producer != null) producer.close(Duration.ofSeconds(2));
     if (!running) return;
     running = false;
-    statusConsumer.wakeup();
-    try {
-      thread.join(10_000);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
+    loop.close();
   }
 }
