@@ -37,7 +37,10 @@ class CompletionRequestFuzzTest {
             req.seed(),
             req.stop(),
             req.ignoreEos(),
-            false);
+            req.logprobs(),
+            req.topLogprobs(),
+            req.presencePenalty(),
+            req.frequencyPenalty());
       } catch (ApiError e) {
         assertTrue(e.status() >= 400 && e.status() < 500, "status " + e.status());
         assertEquals("invalid_request_error", e.type);
