@@ -124,7 +124,7 @@ def test_a_broker_killed_during_a_retrain_loses_and_duplicates_nothing(tmp_path:
                         "Content-Type": "application/x-ndjson"}, content=data).json()
         r = httpx.post(g.url + "/admin/tenants/globex/retrain", headers=ADMIN,
                        json={"adapter": "formal", "datasetId": ds["id"],
-                             "hyperParameters": {"numVirtualTokens": 4, "maxSteps": 200, "batchSize": 8,
+                             "hyperParameters": {"numVirtualTokens": 4, "maxSteps": 100, "batchSize": 8,
                                                  "gradAccum": 1, "learningRate": 0.01}})
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]

@@ -40,7 +40,7 @@ public class AdminJobsResource {
           j.tenantId,
           j.adapterName,
           j.datasetId,
-          j.state,
+          j.state.wire(),
           j.progress,
           j.step,
           j.loss,

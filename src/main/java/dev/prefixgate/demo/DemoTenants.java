@@ -20,13 +20,16 @@ import java.util.logging.Logger;
 public class DemoTenants {
   private static final Logger LOG = Logger.getLogger(DemoTenants.class.getName());
 
-  /** tenant id, adapter name, documented API key. */
-  public static final String[][] DEMO = {
-    {"acme", "pirate", "pg-demo-acme"},
-    {"globex", "formal", "pg-demo-globex"},
-    {"initech", "json", "pg-demo-initech"},
-    {"xuetang", "tutor", "pg-demo-xuetang"},
-  };
+  /** A demo tenant: its id, its default adapter (trainer/fixtures/adapters/{id}), its key. */
+  public record Demo(String tenant, String adapter, String key) {}
+
+  /** The published demo tenants (README); their keys must never open a non-demo start. */
+  public static final java.util.List<Demo> DEMO =
+      java.util.List.of(
+          new Demo("acme", "pirate", "pg-demo-acme"),
+          new Demo("globex", "formal", "pg-demo-globex"),
+          new Demo("initech", "json", "pg-demo-initech"),
+          new Demo("xuetang", "tutor", "pg-demo-xuetang"));
 
   @Inject PrefixgateConfig config;
   @Inject Tenants tenants;
@@ -39,20 +42,29 @@ public class DemoTenants {
       return;
     }
     Path dir = Path.of(config.demo().adaptersDir());
-    for (String[] d : DEMO) {
-      tenants.ensure(d[0], d[0].substring(0, 1).toUpperCase() + d[0].substring(1), d[1], true);
-      tenants.storeKey(d[0], d[2]);
-      Path adapter = dir.resolve(d[0]);
+    for (Demo d : DEMO) {
+      tenants.ensure(
+          d.tenant(),
+          d.tenant().substring(0, 1).toUpperCase() + d.tenant().substring(1),
+          d.adapter(),
+          true);
+      tenants.storeKey(d.tenant(), d.key());
+      Path adapter = dir.resolve(d.tenant());
       registry.register(
-          d[0],
-          d[1],
+          d.tenant(),
+          d.adapter(),
           Files.readAllBytes(adapter.resolve("adapter_config.json")),
           Files.readAllBytes(adapter.resolve("adapter_model.safetensors")),
           baseModel,
           new AdapterRegistry.Origin("demo", "demo"),
-          registry.active(d[0], d[1]).isEmpty(),
+          registry.active(d.tenant(), d.adapter()).isEmpty(),
           null);
-      LOG.info("demo tenant " + d[0] + " with its documented key, default adapter '" + d[1] + "'");
+      LOG.info(
+          "demo tenant "
+              + d.tenant()
+              + " with its documented key, default adapter '"
+              + d.adapter()
+              + "'");
     }
   }
 
@@ -61,14 +73,14 @@ public class DemoTenants {
    * accepts one (a demo database reused for production) stops the start-up.
    */
   private void refuseDemoKeys() {
-    for (String[] d : DEMO) {
-      if (tenants.authenticate(d[2]).isPresent()) {
+    for (Demo d : DEMO) {
+      if (tenants.authenticate(d.key()).isPresent()) {
         throw new IllegalStateException(
             "the database accepts the published demo key of tenant '"
-                + d[0]
+                + d.tenant()
                 + "': it was seeded by the demo profile. Revoke the demo keys (DELETE"
                 + " /admin/tenants/"
-                + d[0]
+                + d.tenant()
                 + "/keys/{keyId}) from a demo start, or use another database, before serving"
                 + " without the demo profile.");
       }

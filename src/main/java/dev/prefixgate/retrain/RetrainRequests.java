@@ -215,7 +215,7 @@ public class RetrainRequests {
     job.tenantId = dataset.tenantId;
     job.adapterName = adapter;
     job.datasetId = dataset.id;
-    job.state = "queued";
+    job.state = TrainingJob.State.QUEUED;
     job.progress = 0;
     job.hyperParameters = hyperParameters == null ? null : hyperParameters.toString();
     job.createdAt = job.updatedAt = Instant.now();
@@ -270,8 +270,8 @@ public class RetrainRequests {
     Status s = status(statusSchema, event);
     TrainingJob job = TrainingJob.find("requestId", s.requestId()).firstResult();
     if (job == null) return;
-    String state = s.state();
-    if (FINAL.contains(job.state)) return; // final states stay
+    TrainingJob.State state = TrainingJob.State.ofWire(s.state());
+    if (job.state.isFinal()) return; // final states stay
     job.state = state;
     if (s.progress() != null) job.progress = s.progress();
     if (s.step() != null) job.step = s.step();
@@ -279,7 +279,7 @@ public class RetrainRequests {
     if (s.reason() != null) job.reason = s.reason();
     if (s.digest() != null) job.digest = s.digest();
     if (s.hasMetrics()) job.metrics = s.metrics();
-    if (FINAL.contains(state) && !state.equals("failed")) job.progress = 100;
+    if (state.isFinal() && state != TrainingJob.State.FAILED) job.progress = 100;
     job.adapterVersion = versionOf(job);
     job.updatedAt = Instant.now();
   }

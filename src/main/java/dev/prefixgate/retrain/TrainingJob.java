@@ -28,12 +28,47 @@ public class TrainingJob extends PanacheEntityBase {
   /** Column size of {@code metrics}. */
   public static final int MAX_METRICS_CHARS = 16000;
 
-  /**
-   * queued, running, succeeded, not_activated (trained and registered, kept inactive by the quality
-   * gate), failed.
-   */
+  /** A job's state, stored (and shown) as the training-status schema's lower-case word. */
+  public enum State {
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    /** Trained and registered, kept inactive by the quality gate. */
+    NOT_ACTIVATED,
+    FAILED;
+
+    /** The schema's word: {@code not_activated}. */
+    public String wire() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** From the schema's word; the schema check has already refused anything else. */
+    public static State ofWire(String word) {
+      return valueOf(word.toUpperCase(java.util.Locale.ROOT));
+    }
+
+    public boolean isFinal() {
+      return this == SUCCEEDED || this == NOT_ACTIVATED || this == FAILED;
+    }
+  }
+
+  /** Keeps the column's values as they were written before the enum: the lower-case words. */
+  @jakarta.persistence.Converter
+  public static class StateColumn implements jakarta.persistence.AttributeConverter<State, String> {
+    @Override
+    public String convertToDatabaseColumn(State s) {
+      return s == null ? null : s.wire();
+    }
+
+    @Override
+    public State convertToEntityAttribute(String word) {
+      return word == null ? null : State.ofWire(word);
+    }
+  }
+
   @Column(nullable = false)
-  public String state;
+  @jakarta.persistence.Convert(converter = StateColumn.class)
+  public State state;
 
   @Column(nullable = false)
   public double progress;
