@@ -246,7 +246,7 @@ status("bad_date", {"requestId": "r1", "state": "queued", "at": "yesterday"})
 
 # --- JSONL data sets --------------------------------------------------------------------------
 def ds(name, value):
-    put("adapter", "DatasetsFuzzTest", "validate", name, value)
+    put("retrain", "DatasetsFuzzTest", "validate", name, value)
 
 
 REC = js({"instruction": "Translate", "input": "hola", "output": "hello"})

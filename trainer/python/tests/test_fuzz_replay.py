@@ -63,7 +63,7 @@ def test_adapter_uploads_never_give_a_5xx(gateway: Gateway) -> None:
 
 
 def test_data_set_uploads_never_give_a_5xx(gateway: Gateway) -> None:
-    inputs = _files("adapter/DatasetsFuzzTestInputs")
+    inputs = _files("retrain/DatasetsFuzzTestInputs")
     assert inputs, "no committed inputs"
     with httpx.Client(timeout=60, headers={**ADMIN, "Content-Type": "application/x-ndjson"}) as c:
         for p in inputs:

@@ -1,6 +1,6 @@
 package dev.prefixgate.api;
 
-import dev.prefixgate.adapter.Datasets;
+import dev.prefixgate.retrain.Datasets;
 import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import jakarta.ws.rs.GET;

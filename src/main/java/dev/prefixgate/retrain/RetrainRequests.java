@@ -7,7 +7,6 @@ import com.networknt.schema.JsonSchema;
 import com.networknt.schema.ValidationMessage;
 import dev.prefixgate.PrefixgateConfig;
 import dev.prefixgate.adapter.AdapterRegistry;
-import dev.prefixgate.adapter.Dataset;
 import dev.prefixgate.messaging.EventSchemas;
 import dev.prefixgate.messaging.KafkaClients;
 import dev.prefixgate.messaging.KafkaLoop;

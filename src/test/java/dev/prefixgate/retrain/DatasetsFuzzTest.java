@@ -1,4 +1,4 @@
-package dev.prefixgate.adapter;
+package dev.prefixgate.retrain;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,4 +1,4 @@
-package dev.prefixgate.adapter;
+package dev.prefixgate.retrain;
 
 import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Basic;

@@ -1,4 +1,4 @@
-package dev.prefixgate.adapter;
+package dev.prefixgate.retrain;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
