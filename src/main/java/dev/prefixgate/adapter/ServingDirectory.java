@@ -79,6 +79,13 @@ public class ServingDirectory {
 
   /** A change committed on this replica: visible to its next request. */
   void changed(@Observes(during = TransactionPhase.AFTER_SUCCESS) RegistryChanged ignored) {
+    // One transaction may bump the counter more than once (a registration that also activates):
+    // the first reload already holds them all, so the others cost one small query, not a reload.
+    try {
+      if (QuarkusTransaction.requiringNew().call(epoch::current) == snapshot.epoch()) return;
+    } catch (Exception e) {
+      // fall through: reload() logs and keeps the previous snapshot if the database is away
+    }
     reload();
   }
 
