@@ -14,8 +14,10 @@ It prints a table and exits 1 when a check fails:
     text equals (or, for a disconnected stream, starts) that version's reference output, computed
     first with non-streamed greedy requests pinned to name@version;
   * zero leaked leases: prefixgate_cache_leases is 0 once the load stopped and the gateway idled;
-  * RSS and open fds flat after warm-up: growth <= 5% over the second half of the run (median of
-    the first few samples of the second half against the median of its last few);
+  * RSS flat after warm-up: growth <= 5% over the second half of the run (the highest of the first
+    few samples of the second half against the highest of its last few);
+  * no leaked fds: the idle gateway after the load holds at most --fd-slack (8) more open fds than
+    the idle gateway before it (under load the count follows the live connections);
   * every revoked key got 401 and every re-issued one worked.
 
     trainer/python/.venv/bin/python bench/soak.py --streams 32 --minutes 30
@@ -259,6 +261,7 @@ class State:
     admin_failures: list[str] = field(default_factory=list)
     rotations: int = 0
     samples: list[Sample] = field(default_factory=list)
+    idle_before: Sample | None = None
 
     def error(self, what: str) -> None:
         self.errors.append(f"t={time.monotonic() - self.t0:7.1f}s {what}")
@@ -720,14 +723,15 @@ def num(v: float | None) -> str:
     return "-" if v is None else f"{v:6.0f}"
 
 
-def growth(samples: list[Sample], attr: str, load_s: float, k: int) -> tuple[float, float, float] | None:
-    """Median of the first samples of the load's second half vs median of its last ones: k of them,
-    or a quarter of the second half's samples where that is more."""
+def growth(samples: list[Sample], attr: str, load_s: float, k: int,
+           pick: Callable[[list[float]], float] = statistics.median) -> tuple[float, float, float] | None:
+    """pick (median, or max for a high-water mark) of the first samples of the load's second half vs
+    that of its last ones: k of them, or a quarter of the second half's samples where that is more."""
     second = [getattr(s, attr) for s in samples if load_s / 2 <= s.t <= load_s and getattr(s, attr) is not None]
     if len(second) < 2:
         return None
     k = max(1, min(max(k, len(second) // 4), len(second) // 2))
-    start, end = statistics.median(second[:k]), statistics.median(second[-k:])
+    start, end = pick(second[:k]), pick(second[-k:])
     return start, end, (end - start) / start if start else 0.0
 
 
@@ -739,6 +743,7 @@ async def run(args: argparse.Namespace, url: str, management_url: str, pid: int 
     setup_s = time.monotonic() - t_setup
     async with httpx.AsyncClient(timeout=30) as mc:
         before = await read_metrics(mc, state)
+        state.idle_before = await take_sample(mc, state)
     state.t0 = time.monotonic()
     deadline = state.t0 + args.minutes * 60
     background = [
@@ -830,18 +835,29 @@ def report(args: argparse.Namespace, state: State, final: Sample, before: list[t
               f"{state.rotations} key rotations, each revoked key got 401; uploads and activations answered "
               f"({len(state.admin_failures)} failures)")
     rep.check(state.outcomes["completed"] > 0, f"{state.outcomes['completed']} streams completed")
-    for attr, label in (("rss", "RSS"), ("fds", "open fds")):
-        g = growth(state.samples, attr, load_s, args.median_of)
-        if g is None:
-            rep.check(attr != "rss" or state.pid is None, f"{label}: too few samples in the second half")
-            continue
+    # RSS under load saws by ~5% as freed direct buffers go back to the C heap at each GC and the
+    # allocator trims, so a median moves with where the saw-teeth fall. A leak raises the ceiling:
+    # compare the high-water marks of the two windows.
+    g = growth(state.samples, "rss", load_s, args.median_of, max)
+    if g is None:
+        rep.check(state.pid is None, "RSS: too few samples in the second half")
+    else:
         start, end, frac = g
-        fmt = mib if attr == "rss" else num
         rep.check(frac <= args.max_growth,
-                  f"{label} flat over the second half: {fmt(start).strip()} -> {fmt(end).strip()} "
+                  f"RSS high-water mark flat over the second half: {mib(start).strip()} -> {mib(end).strip()} "
                   f"({frac * 100:+.1f}%, limit {args.max_growth * 100:g}%)")
-    if state.samples and state.samples[0].fds is not None and final.fds is not None:
-        rep.add(f"  [info] open fds idle: {state.samples[0].fds:.0f} before the load, {final.fds:.0f} after it")
+    # Under load the open-fd count follows the live connections (up to one socket per stream, plus
+    # the admin loops'), so samples taken under load differ by tens without any leak. A leaked fd
+    # outlives its request: compare the idle gateway before the load with the idle gateway after it.
+    first_fds = state.idle_before.fds if state.idle_before else None
+    if first_fds is not None and final.fds is not None:
+        rep.check(final.fds <= first_fds + args.fd_slack,
+                  f"open fds idle: {first_fds:.0f} before the load, {final.fds:.0f} after it "
+                  f"(limit +{args.fd_slack} over {state.outcomes['completed'] + state.outcomes['disconnected']} streams)")
+    g = growth(state.samples, "fds", load_s, args.median_of)
+    if g is not None:
+        rep.add(f"  [info] open fds under load, second half: {num(g[0]).strip()} -> {num(g[1]).strip()} "
+                "(follows the live connections)")
     half = [s for s in state.samples if load_s / 2 <= s.t <= load_s and s.heap is not None]
     if len(half) >= 8:
         q = len(half) // 4
@@ -887,6 +903,8 @@ def main() -> int:
     ap.add_argument("--key-seconds", type=float, default=10.0)
     ap.add_argument("--idle-seconds", type=float, default=15.0, help="how long leases may take to drain")
     ap.add_argument("--max-growth", type=float, default=0.05)
+    ap.add_argument("--fd-slack", type=int, default=8,
+                    help="open fds the idle gateway may hold after the load over before it")
     ap.add_argument("--median-of", type=int, default=5,
                     help="samples in each median of the growth check (at least a quarter of the second half's)")
     ap.add_argument("--seed", type=int, default=1)
