@@ -61,6 +61,9 @@ public final class Engine implements AutoCloseable {
   /** Cap on one prefill run's logits when the graph writes every position. */
   static final long PREFILL_LOGITS_BYTES = 64L << 20;
 
+  /** Idle time after which the engine's buffers are handed back (see {@link #idle}). */
+  static final long IDLE_RELEASE_NANOS = 2_000_000_000L;
+
   private final BloomModel model;
   private final EngineOptions options;
   private final ModelConfig cfg;
@@ -94,6 +97,8 @@ public final class Engine implements AutoCloseable {
   private final AtomicLong generatedTokens = new AtomicLong();
   private final AtomicLong prefillTokens = new AtomicLong();
   private volatile int runningRows;
+  private volatile long idleReleaseNanos = IDLE_RELEASE_NANOS;
+  private long idleSinceNanos = -1; // engine thread: when the batch and the queue last emptied
 
   public Engine(BloomModel model, EngineOptions options) {
     this.model = model;
@@ -174,6 +179,12 @@ public final class Engine implements AutoCloseable {
 
   public EngineOptions options() {
     return options;
+  }
+
+  /** How long the engine must be idle before it hands its buffers back; any thread. */
+  void idleReleaseAfter(java.time.Duration d) {
+    idleReleaseNanos = d.toNanos();
+    scheduler.wake();
   }
 
   /** The engine's memory accounting; tests inject allocation failures through it. */
@@ -296,11 +307,16 @@ public final class Engine implements AutoCloseable {
     if (anyDone()) rebuild(List.of());
     runningRows = rows.size();
     if (rows.isEmpty()) {
-      if (prefilling != null || !prefillQueue.isEmpty()) return; // goes on at full size
-      if (scheduler.size() == 0) releaseIdleMemory();
+      if (prefilling != null || !prefillQueue.isEmpty()) { // goes on at full size
+        idleSinceNanos = -1;
+        return;
+      }
+      if (scheduler.size() == 0) idle();
+      else idleSinceNanos = -1;
       scheduler.awaitWork(50);
       return;
     }
+    idleSinceNanos = -1;
     decode();
   }
 
@@ -651,7 +667,19 @@ public final class Engine implements AutoCloseable {
     }
   }
 
-  /** Nothing runs or waits: hand every buffer back (they are re-made, zeroed, on demand). */
+  /**
+   * Nothing runs or waits. Once that has lasted {@link #idleReleaseNanos}, hand every buffer back.
+   * Not at once: under bursty traffic the batch empties for a few milliseconds many times a second,
+   * and re-making the buffers each time churns direct memory (freed direct buffers only return to
+   * the C heap at a GC) for no gain.
+   */
+  private void idle() {
+    long now = System.nanoTime();
+    if (idleSinceNanos < 0) idleSinceNanos = now;
+    if (now - idleSinceNanos >= idleReleaseNanos) releaseIdleMemory();
+  }
+
+  /** Hand every buffer back (they are re-made, zeroed, on demand). */
   private void releaseIdleMemory() {
     if (memory.used() == 0) return;
     past.release();

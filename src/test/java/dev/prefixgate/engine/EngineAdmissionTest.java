@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -92,6 +93,29 @@ class EngineAdmissionTest {
               "big", null, longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
           again);
       assertEquals(FinishReason.LENGTH, again.await().reason());
+    }
+  }
+
+  @Test
+  void buffersOutliveShortGapsAndAreHandedBackOnceIdle() throws InterruptedException {
+    String id = adapterCase();
+    try (Engine e = engine(EngineOptions.defaults())) {
+      e.idleReleaseAfter(Duration.ofHours(1));
+      for (int i = 0; i < 2; i++) {
+        Collector c = new Collector();
+        e.submit(golden(id, 4), c);
+        assertEquals(FinishReason.LENGTH, c.await().reason());
+        // The batch is empty now, but not for long enough: the buffers stay for the next burst.
+        assertTrue(e.stats().memoryBytes() > 0, "buffers kept through a short gap");
+      }
+      e.idleReleaseAfter(Duration.ZERO);
+      long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      while (e.stats().memoryBytes() > 0 && System.nanoTime() < deadline) Thread.onSpinWait();
+      assertEquals(0, e.stats().memoryBytes(), "an idle engine holds no buffers");
+      Collector after = new Collector();
+      e.submit(golden(id, 4), after);
+      assertEquals(FinishReason.LENGTH, after.await().reason());
+      assertArrayEquals(goldenIds(id, 4), after.idArray(), "re-made buffers give the same tokens");
     }
   }
 
