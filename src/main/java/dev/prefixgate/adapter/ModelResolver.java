@@ -30,17 +30,28 @@ public class ModelResolver {
   @Inject PrefixCache prefixCache;
   @Inject PrefixgateConfig config;
 
+  /**
+   * What {@code requested} names for this tenant, without loading its KV: the adapter version, or
+   * null for the base model.
+   */
+  public record Target(String model, AdapterVersion version) {
+    /** Virtual tokens the adapter puts in front of the prompt (0 for the base model). */
+    public int prefixTokens() {
+      return version == null ? 0 : version.numVirtualTokens;
+    }
+  }
+
   /** Empty when the tenant has no such model (the API answers 404). */
-  public Optional<Resolved> resolve(Tenant tenant, String requested) throws Exception {
+  public Optional<Target> target(Tenant tenant, String requested) {
     String name = requested == null || requested.isBlank() ? null : requested.trim();
     String base = config.model().baseName();
     if (name == null) {
       if (tenant.defaultAdapter == null)
-        return tenant.allowBase ? Optional.of(new Resolved(base, null)) : Optional.empty();
+        return tenant.allowBase ? Optional.of(new Target(base, null)) : Optional.empty();
       name = tenant.defaultAdapter;
     }
     if (name.equals(base))
-      return tenant.allowBase ? Optional.of(new Resolved(base, null)) : Optional.empty();
+      return tenant.allowBase ? Optional.of(new Target(base, null)) : Optional.empty();
     Optional<AdapterVersion> version;
     int at = name.lastIndexOf('@');
     if (at > 0) {
@@ -54,14 +65,21 @@ public class ModelResolver {
     } else {
       version = directory.active(tenant.id, name);
     }
-    if (version.isEmpty()) return Optional.empty();
-    AdapterVersion a = version.get();
+    return version.map(a -> new Target(a.name + "@" + a.version, a));
+  }
+
+  /** Empty when the tenant has no such model (the API answers 404). */
+  public Optional<Resolved> resolve(Tenant tenant, String requested) throws Exception {
+    Optional<Target> target = target(tenant, requested);
+    if (target.isEmpty()) return Optional.empty();
+    AdapterVersion a = target.get().version();
+    if (a == null) return Optional.of(new Resolved(target.get().model(), null));
     PrefixCache.Lease lease =
         prefixCache.acquire(
             a.digest,
             config.cache().pinnedTenants().map(p -> p.contains(tenant.id)).orElse(false),
             this::load);
-    return Optional.of(new Resolved(a.name + "@" + a.version, lease));
+    return Optional.of(new Resolved(target.get().model(), lease));
   }
 
   private dev.prefixgate.engine.PrefixKv load(String digest) throws Exception {

@@ -272,7 +272,8 @@ record CompletionRequest(
   static final int MAX_STOP_CHARS = 256;
   static final int MAX_MODEL_CHARS = 200;
 
-  private static String chatPrompt(JsonNode messages, ChatTemplate template) {
+  /** The chat-templated prompt of {@code messages}, validated as the chat route does. */
+  static String chatPrompt(JsonNode messages, ChatTemplate template) {
     if (messages == null || !messages.isArray() || messages.isEmpty()) {
       throw ApiError.invalid("messages", "messages must be a non-empty array");
     }

@@ -68,7 +68,15 @@ public final class TextTokenizer implements AutoCloseable {
 
   /** Token ids of {@code text}, with no special tokens added (BLOOM adds no BOS). */
   public int[] encode(String text) {
-    long[] ids = encoder.encode(text, false, false).getIds();
+    return encode(text, false);
+  }
+
+  /**
+   * Token ids of {@code text}; {@code addSpecialTokens} applies the tokenizer's post-processor
+   * (BLOOM's has none, so both give the same ids there).
+   */
+  public int[] encode(String text, boolean addSpecialTokens) {
+    long[] ids = encoder.encode(text, addSpecialTokens, false).getIds();
     int[] out = new int[ids.length];
     for (int i = 0; i < ids.length; i++) out[i] = Math.toIntExact(ids[i]);
     return out;
