@@ -201,7 +201,7 @@ final class Responder implements TokenListener {
       return;
     }
     model.close();
-    metrics.completed(tenant, c, promptTokens);
+    metrics.completed(tenant, model.model(), c, promptTokens);
     if (response.closed()) return; // the client left: nobody to write to
     if (req.stream()) {
       finishStream(c);
