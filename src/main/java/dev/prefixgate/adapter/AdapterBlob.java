@@ -1,6 +1,5 @@
 package dev.prefixgate.adapter;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
 import jakarta.persistence.Id;
@@ -10,7 +9,7 @@ import java.time.Instant;
 /** The two PEFT files of an adapter, keyed by the sha256 of the safetensors bytes. */
 @Entity
 @Table(name = "adapter_blob")
-public class AdapterBlob extends PanacheEntityBase {
+public class AdapterBlob {
   @Id public String digest;
 
   @Column(name = "adapter_config", nullable = false)

@@ -4,14 +4,13 @@ import dev.prefixgate.engine.AdapterFormatException;
 import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.PrefixAdapter;
 import dev.prefixgate.tenant.RegistryEpoch;
-import io.quarkus.hibernate.orm.panache.Panache;
-import io.quarkus.panache.common.Sort;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import org.hibernate.Session;
 
 /**
  * Which tenant owns which adapter versions, and which version is active. Every path that adds an
@@ -21,6 +20,7 @@ import java.util.Optional;
 @ApplicationScoped
 public class AdapterRegistry {
   @Inject RegistryEpoch epoch;
+  @Inject Session db;
 
   /**
    * Where a version came from: the path ({@code upload}, {@code kafka}, {@code demo}) and who sent
@@ -66,22 +66,18 @@ public class AdapterRegistry {
     PrefixAdapter parsed = PrefixAdapter.read(adapterConfig, safetensors, base.config());
     lockTenant(tenantId);
     AdapterVersion existing =
-        AdapterVersion.find(
-                "tenantId = ?1 and name = ?2 and digest = ?3", tenantId, name, parsed.digest())
-            .firstResult();
+        first("tenantId = ?1 and name = ?2 and digest = ?3", tenantId, name, parsed.digest());
     if (existing != null) return new Registered(existing, false);
-    if (AdapterBlob.findById(parsed.digest()) == null) {
+    if (db.find(AdapterBlob.class, parsed.digest()) == null) {
       AdapterBlob blob = new AdapterBlob();
       blob.digest = parsed.digest();
       blob.adapterConfig = adapterConfig;
       blob.safetensors = safetensors;
       blob.createdAt = Instant.now();
-      blob.persist();
+      db.persist(blob);
     }
     AdapterVersion last =
-        AdapterVersion.find(
-                "tenantId = ?1 and name = ?2", Sort.descending("version"), tenantId, name)
-            .firstResult();
+        first("tenantId = ?1 and name = ?2 order by version desc", tenantId, name);
     AdapterVersion v = new AdapterVersion();
     v.tenantId = tenantId;
     v.name = name;
@@ -98,9 +94,9 @@ public class AdapterRegistry {
     v.source = origin.source();
     v.producer = origin.producer();
     v.createdAt = Instant.now();
-    v.persist();
+    db.persist(v);
     if (activate) activate(tenantId, name, v.version);
-    Panache.flush();
+    db.flush();
     epoch.bump();
     return new Registered(v, true);
   }
@@ -114,22 +110,22 @@ public class AdapterRegistry {
   public Optional<AdapterVersion> activate(String tenantId, String name, int version) {
     lockTenant(tenantId);
     AdapterVersion target =
-        AdapterVersion.find("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
-            .firstResult();
+        first("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version);
     if (target == null || target.status == AdapterVersion.Status.REJECTED) return Optional.empty();
     // The target is excluded: a bulk update bypasses the persistence context, so demoting it here
     // and then setting the same values on the managed entity would never be written back.
-    AdapterVersion.update(
-        "status = ?1, activeKey = null where tenantId = ?2 and name = ?3 and status = ?4"
-            + " and version <> ?5",
-        AdapterVersion.Status.REGISTERED,
-        tenantId,
-        name,
-        AdapterVersion.Status.ACTIVE,
-        version);
+    db.createMutationQuery(
+            "update AdapterVersion set status = ?1, activeKey = null where tenantId = ?2"
+                + " and name = ?3 and status = ?4 and version <> ?5")
+        .setParameter(1, AdapterVersion.Status.REGISTERED)
+        .setParameter(2, tenantId)
+        .setParameter(3, name)
+        .setParameter(4, AdapterVersion.Status.ACTIVE)
+        .setParameter(5, version)
+        .executeUpdate();
     target.status = AdapterVersion.Status.ACTIVE;
     target.activeKey = tenantId + "/" + name;
-    Panache.flush();
+    db.flush();
     epoch.bump();
     return Optional.of(target);
   }
@@ -138,9 +134,8 @@ public class AdapterRegistry {
    * Row lock on the tenant until the transaction ends: registrations and activations of one tenant
    * run one at a time (version numbers and the active pointer never race).
    */
-  private static void lockTenant(String tenantId) {
-    AdapterVersion.getEntityManager()
-        .createNativeQuery("select id from tenant where id = ?1 for update")
+  private void lockTenant(String tenantId) {
+    db.createNativeQuery("select id from tenant where id = ?1 for update")
         .setParameter(1, tenantId)
         .getResultList();
   }
@@ -148,20 +143,19 @@ public class AdapterRegistry {
   /** The active version of a tenant's adapter. */
   @Transactional
   public Optional<AdapterVersion> active(String tenantId, String name) {
-    return AdapterVersion.find(
+    return Optional.ofNullable(
+        first(
             "tenantId = ?1 and name = ?2 and status = ?3",
             tenantId,
             name,
-            AdapterVersion.Status.ACTIVE)
-        .firstResultOptional();
+            AdapterVersion.Status.ACTIVE));
   }
 
   /** A specific servable version (registered or active). */
   @Transactional
   public Optional<AdapterVersion> version(String tenantId, String name, int version) {
-    return AdapterVersion.<AdapterVersion>find(
-            "tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
-        .firstResultOptional()
+    return Optional.ofNullable(
+            first("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version))
         .filter(
             v ->
                 v.status == AdapterVersion.Status.ACTIVE
@@ -171,25 +165,21 @@ public class AdapterRegistry {
   /** Active adapters of a tenant, by name. */
   @Transactional
   public List<AdapterVersion> activeAdapters(String tenantId) {
-    return AdapterVersion.list(
-        "tenantId = ?1 and status = ?2",
-        Sort.ascending("name"),
-        tenantId,
-        AdapterVersion.Status.ACTIVE);
+    return list(
+        "tenantId = ?1 and status = ?2 order by name", tenantId, AdapterVersion.Status.ACTIVE);
   }
 
   @Transactional
   public Optional<AdapterBlob> blob(String digest) {
-    return AdapterBlob.findByIdOptional(digest);
+    return Optional.ofNullable(db.find(AdapterBlob.class, digest));
   }
 
   /** Every version of a tenant's adapters (all names when {@code name} is null), oldest first. */
   @Transactional
   public List<AdapterVersion> versions(String tenantId, String name) {
     return name == null
-        ? AdapterVersion.list("tenantId", Sort.ascending("name", "version"), tenantId)
-        : AdapterVersion.list(
-            "tenantId = ?1 and name = ?2", Sort.ascending("version"), tenantId, name);
+        ? list("tenantId = ?1 order by name, version", tenantId)
+        : list("tenantId = ?1 and name = ?2 order by version", tenantId, name);
   }
 
   /** Outcome of a retirement request. */
@@ -207,13 +197,12 @@ public class AdapterRegistry {
   public Retire retire(String tenantId, String name, int version, boolean force) {
     lockTenant(tenantId);
     AdapterVersion v =
-        AdapterVersion.find("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version)
-            .firstResult();
+        first("tenantId = ?1 and name = ?2 and version = ?3", tenantId, name, version);
     if (v == null) return Retire.NOT_FOUND;
     if (v.status == AdapterVersion.Status.ACTIVE && !force) return Retire.REFUSED_ACTIVE;
     v.status = AdapterVersion.Status.RETIRED;
     v.activeKey = null;
-    Panache.flush();
+    db.flush();
     epoch.bump();
     return Retire.RETIRED;
   }
@@ -222,6 +211,22 @@ public class AdapterRegistry {
   @Transactional
   public void recordRejected(RejectedEvent e) {
     e.createdAt = Instant.now();
-    e.persist();
+    db.persist(e);
+  }
+
+  /** The first version matching an HQL condition (positional parameters), or null. */
+  private AdapterVersion first(String where, Object... params) {
+    List<AdapterVersion> found = query(where, params).setMaxResults(1).getResultList();
+    return found.isEmpty() ? null : found.get(0);
+  }
+
+  private List<AdapterVersion> list(String where, Object... params) {
+    return query(where, params).getResultList();
+  }
+
+  private org.hibernate.query.SelectionQuery<AdapterVersion> query(String where, Object... params) {
+    var q = db.createSelectionQuery("from AdapterVersion where " + where, AdapterVersion.class);
+    for (int i = 0; i < params.length; i++) q.setParameter(i + 1, params[i]);
+    return q;
   }
 }

@@ -1,6 +1,5 @@
 package dev.prefixgate.adapter;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
 import jakarta.persistence.EnumType;
@@ -14,7 +13,7 @@ import java.time.Instant;
 /** One version of a tenant's named adapter. */
 @Entity
 @Table(name = "adapter")
-public class AdapterVersion extends PanacheEntityBase {
+public class AdapterVersion {
   public enum Status {
     REGISTERED,
     ACTIVE,

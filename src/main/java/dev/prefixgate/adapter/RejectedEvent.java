@@ -1,6 +1,5 @@
 package dev.prefixgate.adapter;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
 import jakarta.persistence.GeneratedValue;
@@ -12,7 +11,7 @@ import java.time.Instant;
 /** An adapter event that was refused; never served. */
 @Entity
 @Table(name = "rejected_event")
-public class RejectedEvent extends PanacheEntityBase {
+public class RejectedEvent {
   @Id
   @GeneratedValue(strategy = GenerationType.IDENTITY)
   public Long id;

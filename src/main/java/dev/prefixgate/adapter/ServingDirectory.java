@@ -24,6 +24,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
+import org.hibernate.Session;
 
 /**
  * What the serving path needs from the registry, in memory: which tenant a key opens, and which
@@ -52,6 +53,7 @@ public class ServingDirectory {
   }
 
   @Inject RegistryEpoch epoch;
+  @Inject Session db;
   @Inject PrefixgateConfig config;
 
   private volatile Snapshot snapshot = Snapshot.EMPTY;
@@ -187,18 +189,23 @@ public class ServingDirectory {
     // so the next poll reloads again.
     long at = epoch.current();
     Map<String, Tenant> tenants = new HashMap<>();
-    for (Tenant t : Tenant.<Tenant>listAll()) tenants.put(t.id, copy(t));
+    for (Tenant t : db.createSelectionQuery("from Tenant", Tenant.class).getResultList()) {
+      tenants.put(t.id, copy(t));
+    }
     Map<String, Tenant> byKey = new HashMap<>();
-    for (ApiKey k : ApiKey.<ApiKey>list("revokedAt is null")) {
+    for (ApiKey k :
+        db.createSelectionQuery("from ApiKey where revokedAt is null", ApiKey.class)
+            .getResultList()) {
       Tenant t = tenants.get(k.tenantId);
       if (t != null) byKey.put(k.keyHash, t);
     }
     Map<String, AdapterVersion> servable = new HashMap<>();
     Map<String, List<AdapterVersion>> active = new HashMap<>();
     for (AdapterVersion v :
-        AdapterVersion.<AdapterVersion>list(
-            "status in ?1",
-            List.of(AdapterVersion.Status.ACTIVE, AdapterVersion.Status.REGISTERED))) {
+        db.createSelectionQuery("from AdapterVersion where status in ?1", AdapterVersion.class)
+            .setParameter(
+                1, List.of(AdapterVersion.Status.ACTIVE, AdapterVersion.Status.REGISTERED))
+            .getResultList()) {
       AdapterVersion c = copy(v);
       servable.put(c.tenantId + "/" + c.name + "@" + c.version, c);
       if (c.status == AdapterVersion.Status.ACTIVE) {

@@ -1,7 +1,7 @@
 package dev.prefixgate.api;
 
 import dev.prefixgate.adapter.RejectedEvent;
-import io.quarkus.panache.common.Sort;
+import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import jakarta.ws.rs.DefaultValue;
 import jakarta.ws.rs.GET;
@@ -11,12 +11,15 @@ import jakarta.ws.rs.QueryParam;
 import jakarta.ws.rs.core.MediaType;
 import java.time.Instant;
 import java.util.List;
+import org.hibernate.Session;
 
 /** Adapter events this gateway refused (also on the dead-letter topic), newest first. */
 @Path("/admin/events/rejected")
 @Produces(MediaType.APPLICATION_JSON)
 public class AdminEventsResource {
   static final int MAX_LIMIT = 1000;
+
+  @Inject Session db;
 
   public record RejectedView(
       long id,
@@ -50,9 +53,10 @@ public class AdminEventsResource {
     if (limit < 1 || limit > MAX_LIMIT) {
       throw ApiError.invalid("limit", "limit must be 1.." + MAX_LIMIT + ", got " + limit);
     }
-    return RejectedEvent.<RejectedEvent>findAll(Sort.descending("id"))
-        .page(0, limit)
-        .list()
+    return db
+        .createSelectionQuery("from RejectedEvent order by id desc", RejectedEvent.class)
+        .setMaxResults(limit)
+        .getResultList()
         .stream()
         .map(RejectedView::of)
         .toList();

@@ -5,7 +5,6 @@ import dev.prefixgate.tenant.ApiKey;
 import dev.prefixgate.tenant.RegistryEpoch;
 import dev.prefixgate.tenant.Tenant;
 import dev.prefixgate.tenant.Tenants;
-import io.quarkus.hibernate.orm.panache.Panache;
 import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import jakarta.ws.rs.Consumes;
@@ -21,6 +20,7 @@ import jakarta.ws.rs.core.Response;
 import java.time.Instant;
 import java.util.List;
 import java.util.regex.Pattern;
+import org.hibernate.Session;
 
 /** Admin API for tenants and their API keys (admin key required, see {@link AdminAuth}). */
 @Path("/admin/tenants")
@@ -33,6 +33,7 @@ public class AdminTenantsResource {
 
   @Inject Tenants tenants;
   @Inject AdapterRegistry registry;
+  @Inject Session db;
 
   /** {@code allowBase} defaults to false: base-model access is granted, never assumed. */
   public record CreateTenant(String id, String name, String defaultAdapter, Boolean allowBase) {}
@@ -72,7 +73,9 @@ public class AdminTenantsResource {
   @GET
   @Transactional
   public List<TenantView> list() {
-    return Tenant.<Tenant>listAll().stream().map(TenantView::of).toList();
+    return db.createSelectionQuery("from Tenant", Tenant.class).getResultList().stream()
+        .map(TenantView::of)
+        .toList();
   }
 
   @GET
@@ -85,7 +88,7 @@ public class AdminTenantsResource {
   @Path("/{id}")
   @Transactional
   public TenantView update(@PathParam("id") String id, UpdateTenant req) {
-    Tenant t = Tenant.findById(id);
+    Tenant t = db.find(Tenant.class, id);
     if (t == null) throw ApiError.notFound("tenant '" + id + "'");
     if (req == null) throw ApiError.invalid(null, "body required");
     if (req.name() != null) checkName(req.name().strip());
@@ -103,8 +106,7 @@ public class AdminTenantsResource {
       }
       t.defaultAdapter = d;
     }
-    Panache
-        .flush(); // the tenant row before the epoch row, the order every change takes its locks in
+    db.flush(); // the tenant row before the epoch row, the order every change takes its locks in
     epoch.bump();
     return TenantView.of(t);
   }
@@ -114,7 +116,11 @@ public class AdminTenantsResource {
   @Transactional
   public List<KeyView> keys(@PathParam("id") String id) {
     tenant(id);
-    return ApiKey.<ApiKey>list("tenantId", id).stream()
+    return db
+        .createSelectionQuery("from ApiKey where tenantId = ?1", ApiKey.class)
+        .setParameter(1, id)
+        .getResultList()
+        .stream()
         .map(k -> new KeyView(k.id, k.keyPrefix, k.createdAt, k.revokedAt))
         .toList();
   }
@@ -134,12 +140,12 @@ public class AdminTenantsResource {
   @Path("/{id}/keys/{keyId}")
   @Transactional
   public Response revoke(@PathParam("id") String id, @PathParam("keyId") String keyId) {
-    ApiKey k = ApiKey.findById(keyId);
+    ApiKey k = db.find(ApiKey.class, keyId);
     if (k == null || !k.tenantId.equals(id))
       throw ApiError.notFound("key '" + keyId + "' of tenant '" + id + "'");
     if (k.revokedAt == null) {
       k.revokedAt = Instant.now();
-      Panache.flush();
+      db.flush();
       epoch.bump(); // every replica stops accepting the key within the directory's poll interval
     }
     return Response.noContent().build();

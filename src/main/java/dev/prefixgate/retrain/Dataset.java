@@ -1,6 +1,5 @@
 package dev.prefixgate.retrain;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Basic;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
@@ -12,7 +11,7 @@ import java.time.Instant;
 /** A tenant's training data: JSONL of instruction/input/output records. */
 @Entity
 @Table(name = "dataset")
-public class Dataset extends PanacheEntityBase {
+public class Dataset {
   @Id public String id;
 
   @Column(name = "tenant_id", nullable = false)

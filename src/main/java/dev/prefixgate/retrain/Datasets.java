@@ -4,8 +4,8 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.prefixgate.engine.PrefixAdapter;
-import io.quarkus.panache.common.Sort;
 import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
 import jakarta.transaction.Transactional;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -14,6 +14,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 import java.util.UUID;
+import org.hibernate.Session;
 
 /** Tenants' training data sets, validated line by line before anything is stored. */
 @ApplicationScoped
@@ -21,6 +22,8 @@ public class Datasets {
   // One JSON value per line, as the trainer's json.loads reads it: "{...} {...}" is refused.
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+  @Inject Session db;
 
   /**
    * Checks every line: a JSON object with non-empty string {@code instruction} and {@code output}
@@ -80,17 +83,20 @@ public class Datasets {
     d.digest = PrefixAdapter.sha256(jsonl);
     d.content = jsonl;
     d.createdAt = Instant.now();
-    d.persist();
+    db.persist(d);
     return d;
   }
 
   @Transactional
   public List<Dataset> list(String tenantId) {
-    return Dataset.list("tenantId", Sort.ascending("createdAt"), tenantId);
+    return db.createSelectionQuery(
+            "from Dataset where tenantId = ?1 order by createdAt", Dataset.class)
+        .setParameter(1, tenantId)
+        .getResultList();
   }
 
   @Transactional
   public Optional<Dataset> find(String tenantId, String id) {
-    return Dataset.<Dataset>findByIdOptional(id).filter(d -> d.tenantId.equals(tenantId));
+    return Optional.ofNullable(db.find(Dataset.class, id)).filter(d -> d.tenantId.equals(tenantId));
   }
 }

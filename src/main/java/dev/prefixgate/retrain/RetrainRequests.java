@@ -34,6 +34,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import org.hibernate.Session;
 
 /**
  * Publishes retrain requests and follows training-status events into {@link TrainingJob} rows. Both
@@ -56,6 +57,7 @@ public class RetrainRequests {
 
   @Inject PrefixgateConfig config;
   @Inject AdapterRegistry registry;
+  @Inject Session db;
 
   private KafkaProducer<String, String> producer;
   private KafkaConsumer<String, String> statusConsumer;
@@ -218,13 +220,13 @@ public class RetrainRequests {
     job.progress = 0;
     job.hyperParameters = hyperParameters == null ? null : hyperParameters.toString();
     job.createdAt = job.updatedAt = Instant.now();
-    job.persist();
+    db.persist(job);
     return job;
   }
 
   @Transactional
   public Optional<TrainingJob> job(String id) {
-    return TrainingJob.findByIdOptional(id);
+    return Optional.ofNullable(db.find(TrainingJob.class, id));
   }
 
   /**
@@ -267,7 +269,15 @@ public class RetrainRequests {
   @Transactional
   void applyStatus(JsonNode event) {
     Status s = status(statusSchema, event);
-    TrainingJob job = TrainingJob.find("requestId", s.requestId()).firstResult();
+    TrainingJob job =
+        db
+            .createSelectionQuery("from TrainingJob where requestId = ?1", TrainingJob.class)
+            .setParameter(1, s.requestId())
+            .setMaxResults(1)
+            .getResultList()
+            .stream()
+            .findFirst()
+            .orElse(null);
     if (job == null) return;
     TrainingJob.State state = TrainingJob.State.ofWire(s.state());
     if (job.state.isFinal()) return; // final states stay
@@ -287,7 +297,7 @@ public class RetrainRequests {
   @Transactional
   public void resolveVersion(TrainingJob job) {
     if (job.adapterVersion != null || job.digest == null) return;
-    TrainingJob managed = TrainingJob.findById(job.id);
+    TrainingJob managed = db.find(TrainingJob.class, job.id);
     managed.adapterVersion = job.adapterVersion = versionOf(job);
   }
 

@@ -1,6 +1,5 @@
 package dev.prefixgate.retrain;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
 import jakarta.persistence.Id;
@@ -10,7 +9,7 @@ import java.time.Instant;
 /** One retraining request and what the trainer reported about it. */
 @Entity
 @Table(name = "training_job")
-public class TrainingJob extends PanacheEntityBase {
+public class TrainingJob {
   @Id public String id;
 
   @Column(name = "request_id", nullable = false, unique = true)

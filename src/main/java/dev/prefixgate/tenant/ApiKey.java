@@ -1,6 +1,5 @@
 package dev.prefixgate.tenant;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
 import jakarta.persistence.Id;
@@ -10,7 +9,7 @@ import java.time.Instant;
 /** A tenant's API key, stored as sha256 only. */
 @Entity
 @Table(name = "api_key")
-public class ApiKey extends PanacheEntityBase {
+public class ApiKey {
   @Id public String id;
 
   @Column(name = "tenant_id", nullable = false)

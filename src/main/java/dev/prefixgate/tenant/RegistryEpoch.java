@@ -1,9 +1,9 @@
 package dev.prefixgate.tenant;
 
-import io.quarkus.hibernate.orm.panache.Panache;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Event;
 import jakarta.inject.Inject;
+import org.hibernate.Session;
 
 /**
  * The registry's change counter ({@code registry_epoch}). Every transaction that changes what is
@@ -13,6 +13,7 @@ import jakarta.inject.Inject;
 @ApplicationScoped
 public class RegistryEpoch {
   @Inject Event<RegistryChanged> changed;
+  @Inject Session db;
 
   /**
    * Increments the counter in the caller's transaction (its row lock also orders concurrent
@@ -20,8 +21,7 @@ public class RegistryEpoch {
    * after the transaction's other writes, so locks are always taken in the same order.
    */
   public void bump() {
-    Panache.getEntityManager()
-        .createNativeQuery("update registry_epoch set epoch = epoch + 1 where id = 1")
+    db.createNativeQuery("update registry_epoch set epoch = epoch + 1 where id = 1")
         .executeUpdate();
     changed.fire(new RegistryChanged());
   }
@@ -29,9 +29,7 @@ public class RegistryEpoch {
   /** The counter now; needs a transaction. */
   public long current() {
     return ((Number)
-            Panache.getEntityManager()
-                .createNativeQuery("select epoch from registry_epoch where id = 1")
-                .getSingleResult())
+            db.createNativeQuery("select epoch from registry_epoch where id = 1").getSingleResult())
         .longValue();
   }
 }

@@ -1,6 +1,5 @@
 package dev.prefixgate.tenant;
 
-import io.quarkus.hibernate.orm.panache.PanacheEntityBase;
 import jakarta.persistence.Column;
 import jakarta.persistence.Entity;
 import jakarta.persistence.Id;
@@ -10,7 +9,7 @@ import java.time.Instant;
 /** A customer of the gateway: owns API keys and adapters. */
 @Entity
 @Table(name = "tenant")
-public class Tenant extends PanacheEntityBase {
+public class Tenant {
   /** Tenant ids, and adapter names: lower case, digits, '_' and '-', at most 64, not '-' first. */
   public static final java.util.regex.Pattern ID =
       java.util.regex.Pattern.compile("[a-z0-9][a-z0-9_-]{0,63}");

@@ -1,6 +1,5 @@
 package dev.prefixgate.tenant;
 
-import io.quarkus.hibernate.orm.panache.Panache;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Event;
 import jakarta.inject.Inject;
@@ -12,6 +11,7 @@ import java.time.Instant;
 import java.util.HexFormat;
 import java.util.Optional;
 import java.util.UUID;
+import org.hibernate.Session;
 
 /** Tenants and their API keys. Blocking (Hibernate ORM): call from worker threads. */
 @ApplicationScoped
@@ -20,6 +20,7 @@ public class Tenants {
 
   @Inject Event<TenantCreated> created;
   @Inject RegistryEpoch epoch;
+  @Inject Session db;
 
   /** A newly issued key: the only time its plain text exists. */
   public record IssuedKey(String id, String key, String prefix) {}
@@ -28,20 +29,20 @@ public class Tenants {
   @Transactional
   public Optional<Tenant> authenticate(String key) {
     if (key == null || key.isEmpty()) return Optional.empty();
-    ApiKey k = ApiKey.find("keyHash", hash(key)).firstResult();
+    ApiKey k = byHash(hash(key));
     if (k == null || k.revokedAt != null) return Optional.empty();
-    return Optional.ofNullable(Tenant.findById(k.tenantId));
+    return Optional.ofNullable(db.find(Tenant.class, k.tenantId));
   }
 
   @Transactional
   public Optional<Tenant> find(String id) {
-    return Optional.ofNullable(Tenant.findById(id));
+    return Optional.ofNullable(db.find(Tenant.class, id));
   }
 
   /** Creates a tenant unless it exists; returns the stored tenant either way. */
   @Transactional
   public Tenant ensure(String id, String displayName, String defaultAdapter, boolean allowBase) {
-    Tenant t = Tenant.findById(id);
+    Tenant t = db.find(Tenant.class, id);
     if (t != null) return t;
     t = new Tenant();
     t.id = id;
@@ -49,7 +50,7 @@ public class Tenants {
     t.defaultAdapter = defaultAdapter;
     t.allowBase = allowBase;
     t.createdAt = Instant.now();
-    t.persist();
+    db.persist(t);
     epoch.bump();
     created.fire(new TenantCreated(id));
     return t;
@@ -66,7 +67,7 @@ public class Tenants {
   /** Stores a caller-chosen key (the demo's documented keys) unless it is already stored. */
   @Transactional
   public IssuedKey storeKey(String tenantId, String key) {
-    ApiKey existing = ApiKey.find("keyHash", hash(key)).firstResult();
+    ApiKey existing = byHash(hash(key));
     if (existing != null) return new IssuedKey(existing.id, key, existing.keyPrefix);
     ApiKey k = new ApiKey();
     k.id = UUID.randomUUID().toString();
@@ -74,10 +75,16 @@ public class Tenants {
     k.keyHash = hash(key);
     k.keyPrefix = key.substring(0, Math.min(8, key.length()));
     k.createdAt = Instant.now();
-    k.persist();
-    Panache.flush();
+    db.persist(k);
+    db.flush();
     epoch.bump();
     return new IssuedKey(k.id, key, k.keyPrefix);
+  }
+
+  private ApiKey byHash(String keyHash) {
+    return db.createSelectionQuery("from ApiKey where keyHash = ?1", ApiKey.class)
+        .setParameter(1, keyHash)
+        .uniqueResult();
   }
 
   /** How keys are stored (and looked up): sha256 of the key's UTF-8 bytes, hex. */

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.prefixgate.adapter.ServingDirectory;
+import dev.prefixgate.tenant.RegistryDatabase;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
@@ -44,11 +45,12 @@ class RegistryOutageTest {
   @TestHTTPResource("/v1/chat/completions")
   URL chatUrl;
 
+  /** The same build serves both databases; the URL chooses (RegistryDatabase). */
   static boolean onPostgres() {
     return ConfigProvider.getConfig()
-        .getOptionalValue("quarkus.datasource.db-kind", String.class)
+        .getOptionalValue("quarkus.datasource.jdbc.url", String.class)
         .orElse("")
-        .startsWith("postgres");
+        .startsWith("jdbc:postgresql:");
   }
 
   static void postgres(String action) throws Exception {
@@ -174,15 +176,17 @@ class RegistryOutageTest {
     assertEquals(401, complete(second, "base"), "a local revocation holds at once");
 
     long before = directory.epoch();
-    String url = ConfigProvider.getConfig().getValue("quarkus.datasource.jdbc.url", String.class);
+    // The chosen datasource's own settings, as RegistryDatabase derived them (H2's user is "sa").
+    String unit =
+        "quarkus.datasource.\""
+            + RegistryDatabase.unitFor(
+                ConfigProvider.getConfig().getValue("quarkus.datasource.jdbc.url", String.class))
+            + "\".";
+    String url = ConfigProvider.getConfig().getValue(unit + "jdbc.url", String.class);
     String user =
-        ConfigProvider.getConfig()
-            .getOptionalValue("quarkus.datasource.username", String.class)
-            .orElse("");
+        ConfigProvider.getConfig().getOptionalValue(unit + "username", String.class).orElse("");
     String password =
-        ConfigProvider.getConfig()
-            .getOptionalValue("quarkus.datasource.password", String.class)
-            .orElse("");
+        ConfigProvider.getConfig().getOptionalValue(unit + "password", String.class).orElse("");
     try (var c = DriverManager.getConnection(url, user, password);
         var s = c.createStatement()) {
       c.setAutoCommit(false);
