@@ -190,6 +190,17 @@ class TokenizeTest {
   }
 
   @Test
+  void theOpenApiDocumentDescribesBothRoutes() {
+    given()
+        .port(OpenAiApiTest.managementPort())
+        .get("/q/openapi")
+        .then()
+        .statusCode(200)
+        .body(allOf(containsString("/tokenize:"), containsString("/detokenize:")))
+        .body(containsString("prefix_tokens"));
+  }
+
+  @Test
   void keyAndJsonAreRequired() {
     given()
         .contentType(ContentType.JSON)
