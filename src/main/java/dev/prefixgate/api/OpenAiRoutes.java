@@ -12,6 +12,7 @@ import dev.prefixgate.adapter.ServingDirectory;
 import dev.prefixgate.engine.BloomModel;
 import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.GenerationRequest;
+import dev.prefixgate.engine.ModelWeights;
 import dev.prefixgate.engine.QueueFullException;
 import dev.prefixgate.engine.SamplingParams;
 import dev.prefixgate.tenant.Tenant;
@@ -40,6 +41,7 @@ public class OpenAiRoutes {
   @Inject ServingDirectory directory;
   @Inject BloomModel bloom;
   @Inject Engine engine;
+  @Inject ModelWeights weights;
   @Inject PrefixgateConfig config;
   @Inject ApiMetrics metrics;
   @Inject ObjectMapper json;
@@ -238,7 +240,8 @@ public class OpenAiRoutes {
             .put("owned_by", "prefixgate")
             .put("root", config.model().baseName())
             .putNull("parent")
-            .put("max_model_len", config.engine().maxContext());
+            .put("max_model_len", config.engine().maxContext())
+            .set("quantization", quantization());
       }
       for (AdapterVersion a : directory.activeAdapters(tenant.id)) {
         data.addObject()
@@ -253,12 +256,30 @@ public class OpenAiRoutes {
             // context left to a request once the prefix takes its positions.
             .put("root", a.name + "@" + a.version)
             .put("parent", config.model().baseName())
-            .put("max_model_len", config.engine().maxContext() - a.numVirtualTokens);
+            .put("max_model_len", config.engine().maxContext() - a.numVirtualTokens)
+            .set("quantization", quantization());
       }
       rc.response().putHeader("Content-Type", "application/json").end(out.toString());
     } catch (ApiError e) {
       writeError(rc.response(), e);
     }
+  }
+
+  /**
+   * The served weights, on every entry (an adapter runs on the same graph): {@code weights} is
+   * {@code fp32}, {@code int8} or {@code int4}; quantized graphs add how.
+   */
+  private ObjectNode quantization() {
+    ObjectNode q =
+        json.createObjectNode().put("weights", weights.weights()).put("bits", weights.bits());
+    if (weights.quantized()) {
+      weights.method().ifPresent(m -> q.put("method", m));
+      q.put("block_size", weights.blockSize())
+          .put("symmetric", weights.symmetric())
+          .put("accuracy_level", weights.accuracyLevel());
+      weights.sourceOnnxSha256().ifPresent(s -> q.put("source_onnx_sha256", s));
+    }
+    return q;
   }
 
   private Tenant authenticate(RoutingContext rc) {

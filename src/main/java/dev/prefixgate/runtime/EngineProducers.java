@@ -5,6 +5,7 @@ import dev.prefixgate.engine.BaseModel;
 import dev.prefixgate.engine.BloomModel;
 import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.EngineOptions;
+import dev.prefixgate.engine.ModelWeights;
 import dev.prefixgate.engine.PrefixCache;
 import io.quarkus.runtime.Startup;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -56,6 +57,17 @@ public class EngineProducers {
     } catch (IOException io) {
       throw new UncheckedIOException("cannot fingerprint the model in " + model.dir(), io);
     }
+  }
+
+  /**
+   * What the served weights are (float32, or a quantized copy's {@code prefixgate-model.json});
+   * read at start-up so that a malformed file stops the gateway instead of a later request.
+   */
+  @Produces
+  @Singleton
+  @Startup
+  ModelWeights weights(BloomModel model) {
+    return ModelWeights.read(model.dir());
   }
 
   @Produces

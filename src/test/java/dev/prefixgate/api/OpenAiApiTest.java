@@ -3,6 +3,7 @@ package dev.prefixgate.api;
 import static io.restassured.RestAssured.given;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.everyItem;
 import static org.hamcrest.Matchers.hasItem;
 import static org.hamcrest.Matchers.not;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -252,7 +253,10 @@ class OpenAiApiTest {
         .body("object", equalTo("list"))
         .body("data.id", hasItem("pirate"))
         .body("data.id", hasItem("base"))
-        .body("data.id", not(hasItem("formal")));
+        .body("data.id", not(hasItem("formal")))
+        // The demo model is the float32 export: every entry (adapters run on it) says so.
+        .body("data.quantization.weights", everyItem(equalTo("fp32")))
+        .body("data.quantization.bits", everyItem(equalTo(32)));
   }
 
   @ParameterizedTest
