@@ -32,12 +32,14 @@ def free_port() -> int:
 
 
 class Gateway:
-    """One gateway process on a free port with its own H2 file database under `data`."""
+    """One gateway process on a free port with its own H2 file database under `data`, or the
+    database that `env` names (QUARKUS_DATASOURCE_* variables, the way a deployment configures it)."""
 
-    def __init__(self, data: Path, topics: str | None = None) -> None:
+    def __init__(self, data: Path, topics: str | None = None, env: dict[str, str] | None = None) -> None:
         data.mkdir(parents=True, exist_ok=True)
         """`topics` names this test's Kafka topics (gateways that share it see the same events)."""
         self.data = data
+        self.env = env or {}
         self.topics = topics or uuid.uuid4().hex[:8]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,7 +55,8 @@ class Gateway:
             [
                 "java", "-Dquarkus.profile=demo", f"-Dquarkus.http.port={self.port}",
                 f"-Dquarkus.management.port={self.management_port}",
-                f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0",
+                *([] if "QUARKUS_DATASOURCE_JDBC_URL" in self.env else
+                  [f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0"]),
                 "-Dprefixgate.engine.intra-op-threads=1",
                 f"-Dprefixgate.kafka.adapters-topic={topic('adapters', self.topics)}",
                 f"-Dprefixgate.kafka.dead-letters-topic={topic('dead', self.topics)}",
@@ -62,7 +65,7 @@ class Gateway:
                 f"-Dprefixgate.admin.public-url={self.url}",
                 "-jar", str(JAR),
             ],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true"},
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true", **self.env},
         )
         deadline = time.time() + 90
         while True:

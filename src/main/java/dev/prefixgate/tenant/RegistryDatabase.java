@@ -63,8 +63,11 @@ public class RegistryDatabase implements ConfigSourceFactory {
     else if (unit.equals(H2)) derived.put(prefix + "username", H2_USER);
     if (password != null) derived.put(prefix + "password", password);
     // The datasource, its persistence unit and its migration: without the unit's flag, Quarkus
-    // 3.33 fails start-up (the unit looks for its inactive datasource).
+    // 3.33 fails start-up (the unit looks for its inactive datasource). Both sides are written:
+    // Quarkus also runs this factory while building and records what it returned then (with the
+    // build's URL) as run-time defaults, which an unwritten flag would fall back to.
     for (String extension : List.of("datasource", "hibernate-orm", "flyway")) {
+      derived.put("quarkus." + extension + ".\"" + unit + "\".active", "true");
       derived.put("quarkus." + extension + ".\"" + other + "\".active", "false");
     }
     return List.of(new PropertiesConfigSource(derived, "prefixgate-registry-database", ORDINAL));
