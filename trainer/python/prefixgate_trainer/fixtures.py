@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from . import base_model, corpus, corpus_zh, export, golden, tokenizer  # noqa: E402
+from . import base_model, corpus, corpus_zh, export, golden, slot_graph, tokenizer  # noqa: E402
 from .loading import load_base, with_adapter  # noqa: E402
 from .train import TrainParams, mean_loss, save_adapter, train_prefix  # noqa: E402
 
@@ -101,6 +101,9 @@ def _build(out: Path) -> None:
     # The demo graph keeps optimum's all-positions logits layout, so the tests cover the layout that
     # `optimum-cli export onnx` writes; benchmark graphs use the last-position one.
     export.export_onnx(model, model_dir / "model.onnx", last_logits=False)
+    # The same weights as a slot-layout graph (KV in place, GroupQueryAttention): no float kernels
+    # run to make it, only the weights' bytes rearranged.
+    slot_graph.export(model_dir, out / "tiny-bloom-slots")
     print(f"base model ready ({time.time() - started:.0f}s)")
 
     base, hf_tok = load_base(model_dir)

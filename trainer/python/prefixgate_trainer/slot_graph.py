@@ -1,0 +1,218 @@
+"""A BLOOM graph whose KV cache does not move: GroupQueryAttention over fixed-capacity slots.
+
+The standard graph (prefixgate_trainer.export) takes `past [B, H, T, d]` and returns
+`present = concat(past, new) [B, H, T + S, d]`: every step reads and rewrites the whole KV of every
+row, at the width of the widest row. This graph is built by hand from the HF weights instead, with
+ONNX Runtime's `com.microsoft.GroupQueryAttention` for attention:
+
+  inputs  input_ids              int64   [B, S]
+          seqlens_k              int32   [B]     each row's length after this run, minus 1
+          total_sequence_length  int32   []      the longest row's length after this run
+          past_key_values.{i}.key / .value float32 [B, H, C, d]   C = the slots' capacity
+  outputs logits                 float32 [B, 1, V]   the last position of each row
+          present.{i}.key / .value float32 [B, H, C, d]
+
+Each row owns a slot of C columns; its tokens sit at columns [0, len) (prefix first, then prompt,
+then generated), the rest is unused. When `present` is bound to the same memory as `past` (ORT's
+IO binding in Python, pinned outputs over the same direct buffer in Java), GroupQueryAttention
+writes only the new columns, at [seqlens_k + 1 - S, seqlens_k + 1), and reads each row's own
+[0, len): a decode step costs the live tokens, not rows x widest row, and nothing is copied.
+
+BLOOM's ALiBi adds slope_h * j for key position j (the softmax is shift-invariant per query, so
+the absolute position is what HF computes from the cumulative mask). Every row starts at column 0,
+so one bias [1, H, S, total] serves all rows. GroupQueryAttention supports several rows only when
+each run brings one token per row (decode) or whole prompts with no past; a prompt appended to a
+prefix (or a chunk of a prompt appended to earlier chunks) runs with B = 1.
+
+    python -m prefixgate_trainer.slot_graph MODEL_DIR OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import load_file
+
+EXTERNAL_DATA_ABOVE = 1 << 30  # weights above this go to model.onnx.data (protobuf's 2 GiB limit)
+LAYOUT = "prefixgate-slots-1"
+
+
+def alibi_slopes(n_head: int) -> np.ndarray:
+    """HF BloomModel's build_alibi_tensor slopes (n_head need not be a power of two)."""
+    closest = 2 ** math.floor(math.log2(n_head))
+    base = 2.0 ** (-(2.0 ** -(math.log2(closest) - 3)))
+    slopes = [base ** (i + 1) for i in range(closest)]
+    if closest != n_head:
+        extra = 2.0 ** (-(2.0 ** -(math.log2(2 * closest) - 3)))
+        slopes += [extra ** (i + 1) for i in range(0, 2 * (n_head - closest), 2)]
+    return np.array(slopes, dtype=np.float32)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.n = 0
+
+    def init(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, domain: str = "",
+           **attrs: Any) -> list[str]:
+        self.n += 1
+        outs = [f"{op_type.lower()}_{self.n}_{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{self.n}",
+                                           domain=domain, **attrs))
+        return outs
+
+    def op1(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        return self.op(op_type, inputs, **attrs)[0]
+
+
+def build(model_dir: Path) -> onnx.ModelProto:
+    cfg = json.loads((model_dir / "config.json").read_text())
+    if cfg.get("model_type") != "bloom":
+        raise ValueError(f"model_type {cfg.get('model_type')!r} is not bloom")
+    if cfg.get("apply_residual_connection_post_layernorm"):
+        raise ValueError("apply_residual_connection_post_layernorm = true is not supported")
+    n_layer, n_head, hidden = cfg["n_layer"], cfg["n_head"], cfg["hidden_size"]
+    head_dim = hidden // n_head
+    vocab = cfg["vocab_size"]
+    eps = float(cfg.get("layer_norm_epsilon", 1e-5))
+    w = load_file(str(model_dir / "model.safetensors"))
+    pre = "transformer." if "transformer.word_embeddings.weight" in w else ""
+
+    def t(name: str) -> np.ndarray:
+        return w[pre + name].astype(np.float32)
+
+    b = _Builder()
+    emb = b.init("word_embeddings", t("word_embeddings.weight"))  # [V, hidden], tied LM head
+    x = b.op1("Gather", [emb, "input_ids"], axis=0)  # [B, S, hidden]
+
+    def layer_norm(v: str, prefix: str) -> str:
+        g = b.init(prefix + ".weight", t(prefix + ".weight"))
+        bb = b.init(prefix + ".bias", t(prefix + ".bias"))
+        return b.op1("LayerNormalization", [v, g, bb], axis=-1, epsilon=eps)
+
+    def linear(v: str, prefix: str, weight: np.ndarray | None = None, bias: np.ndarray | None = None) -> str:
+        wt = (t(prefix + ".weight") if weight is None else weight).T  # [in, out]
+        bv = t(prefix + ".bias") if bias is None else bias
+        y = b.op1("MatMul", [v, b.init(prefix + ".weight_t", wt)])
+        return b.op1("Add", [y, b.init(prefix + ".bias", bv)])
+
+    x = layer_norm(x, "word_embeddings_layernorm")
+
+    # ALiBi: bias[0, h, s, j] = slope_h * j for j < total_sequence_length (GQA adds it after the
+    # 1/sqrt(d) scaling, as HF's baddbmm(alibi, q, k, beta=1, alpha=1/sqrt(d)) does).
+    slopes = b.init("alibi_slopes", alibi_slopes(n_head).reshape(1, n_head, 1, 1))
+    total64 = b.op1("Cast", ["total_sequence_length"], to=TensorProto.INT64)
+    zero = b.init("zero_i64", np.array(0, np.int64))
+    one = b.init("one_i64", np.array(1, np.int64))
+    positions = b.op1("Cast", [b.op1("Range", [zero, total64, one])], to=TensorProto.FLOAT)  # [T]
+    bias_1h1t = b.op1("Mul", [slopes, positions])  # [1, H, 1, T]
+    ids_shape = b.op1("Shape", ["input_ids"])
+    seq = b.op1("Slice", [ids_shape, b.init("i1", np.array([1], np.int64)),
+                          b.init("i2", np.array([2], np.int64))])  # [S]
+    bias_shape = b.op1("Concat", [b.init("one_h", np.array([1, n_head], np.int64)), seq,
+                                  b.op1("Reshape", [total64, b.init("shape_1", np.array([1], np.int64))])],
+                       axis=0)
+    alibi = b.op1("Expand", [bias_1h1t, bias_shape])  # [1, H, S, T]
+
+    for i in range(n_layer):
+        p = f"h.{i}"
+        ln = layer_norm(x, p + ".input_layernorm")
+        # HF's fused query_key_value rows are (head, q|k|v, head_dim); reorder them to
+        # (q|k|v, head, head_dim) so one Split gives GQA's [B, S, H*d] query, key and value.
+        w4 = t(p + ".self_attention.query_key_value.weight").reshape(n_head, 3, head_dim, hidden)
+        b3 = t(p + ".self_attention.query_key_value.bias").reshape(n_head, 3, head_dim)
+        wqkv = w4.transpose(1, 0, 2, 3).reshape(3 * hidden, hidden)
+        bqkv = b3.transpose(1, 0, 2).reshape(3 * hidden)
+        qkv = linear(ln, p + ".self_attention.query_key_value", wqkv, bqkv)
+        q, k, v = b.op("Split", [qkv, b.init(p + ".split", np.array([hidden] * 3, np.int64))],
+                       n_out=3, axis=-1)
+        attn, pk, pv = b.op(
+            "GroupQueryAttention",
+            [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",
+             "total_sequence_length", "", "", "", alibi],
+            n_out=3, domain="com.microsoft", num_heads=n_head, kv_num_heads=n_head)
+        b.nodes.append(helper.make_node("Identity", [pk], [f"present.{i}.key"]))
+        b.nodes.append(helper.make_node("Identity", [pv], [f"present.{i}.value"]))
+        x = b.op1("Add", [x, linear(attn, p + ".self_attention.dense")])
+        ln2 = layer_norm(x, p + ".post_attention_layernorm")
+        hmid = b.op1("Gelu", [linear(ln2, p + ".mlp.dense_h_to_4h")], approximate="tanh")
+        x = b.op1("Add", [x, linear(hmid, p + ".mlp.dense_4h_to_h")])
+
+    # Last position only: a prompt run has B = 1 and no padding, a decode run has S = 1.
+    last = b.op1("Slice", [x, b.init("m1", np.array([-1], np.int64)),
+                           b.init("big", np.array([np.iinfo(np.int64).max], np.int64)),
+                           b.init("ax1", np.array([1], np.int64))])  # [B, 1, hidden]
+    last = layer_norm(last, "ln_f")
+    flat = b.op1("Reshape", [last, b.init("flat_shape", np.array([-1, hidden], np.int64))])
+    scores = b.op1("Gemm", [flat, emb], transB=1)  # [B, V], tied to the embeddings
+    out_shape = b.init("logits_shape", np.array([-1, 1, vocab], np.int64))
+    b.nodes.append(helper.make_node("Reshape", [scores, out_shape], ["logits"]))
+
+    kv = ["B", n_head, "C", head_dim]
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "S"]),
+        helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["B"]),
+        helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", 1, vocab])]
+    for i in range(n_layer):
+        for kind in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", TensorProto.FLOAT, kv))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kind}", TensorProto.FLOAT, kv))
+    graph = helper.make_graph(b.nodes, "bloom_slots", inputs, outputs, b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20),
+                                                    helper.make_opsetid("com.microsoft", 1)],
+                              producer_name="prefixgate_trainer.slot_graph")
+    model.ir_version = 10
+    model.metadata_props.append(onnx.StringStringEntryProto(key="prefixgate.kv_layout", value=LAYOUT))
+    return model
+
+
+def export(model_dir: Path, out_dir: Path) -> Path:
+    """Writes the slot graph and copies the model directory's other files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in model_dir.iterdir():
+        # The serving directory needs the graph, config and tokenizer, not the HF weights.
+        if f.is_file() and not f.name.startswith("model.onnx") and f.suffix != ".safetensors":
+            dst = out_dir / f.name
+            dst.unlink(missing_ok=True)
+            try:
+                os.link(f, dst)  # the weights are gigabytes: share them where the file system can
+            except OSError:
+                shutil.copy2(f, dst)
+    model = build(model_dir)
+    for stale in ("model.onnx", "model.onnx.data"):
+        (out_dir / stale).unlink(missing_ok=True)
+    size = sum(i.ByteSize() for i in model.graph.initializer)
+    if size > EXTERNAL_DATA_ABOVE:
+        onnx.save_model(model, str(out_dir / "model.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=1024)
+    else:
+        onnx.save_model(model, str(out_dir / "model.onnx"))
+    return out_dir / "model.onnx"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir", type=Path, help="a model directory with model.safetensors and config.json")
+    ap.add_argument("out_dir", type=Path)
+    a = ap.parse_args()
+    print(export(a.model_dir, a.out_dir))
+
+
+if __name__ == "__main__":
+    main()

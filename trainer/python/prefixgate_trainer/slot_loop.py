@@ -1,0 +1,97 @@
+"""A plain ONNX Runtime loop over the slot graph (prefixgate_trainer.slot_graph), KV in place.
+
+Row r owns slot r of one arena per layer and kind, [rows, H, C, d]; its prefix is written at
+columns [0, P) once, and from then on ONNX Runtime writes each new column itself, because `past` and
+`present` are bound to the same memory. Prompts run one row at a time (B = 1, the slot's own
+[1, H, C, d] view), decode steps run every row at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .prefix import PrefixKv
+
+
+class SlotBloom:
+    def __init__(self, model_dir: Path, rows: int, capacity: int, threads: int = 0) -> None:
+        cfg = json.loads((model_dir / "config.json").read_text())
+        self.n_layer = cfg["n_layer"]
+        self.n_head = cfg["n_head"]
+        self.head_dim = cfg["hidden_size"] // cfg["n_head"]
+        self.capacity = capacity
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), opts,
+                                            providers=["CPUExecutionProvider"])
+        shape = (rows, self.n_head, capacity, self.head_dim)
+        self.arena = [np.zeros(shape, np.float32) for _ in range(2 * self.n_layer)]
+        self.lens = [0] * rows
+
+    def _run(self, ids: np.ndarray, first: int, seqlens: list[int]) -> np.ndarray:
+        b = ids.shape[0]
+        io: Any = self.session.io_binding()  # onnxruntime's IOBinding has no type hints
+        io.bind_cpu_input("input_ids", ids)
+        io.bind_cpu_input("seqlens_k", np.array([n - 1 for n in seqlens], np.int32))
+        io.bind_cpu_input("total_sequence_length", np.array(max(seqlens), np.int32))
+        views = []
+        for i in range(self.n_layer):
+            for j, kind in enumerate(("key", "value")):
+                view = ort.OrtValue.ortvalue_from_numpy(self.arena[2 * i + j][first:first + b])
+                views.append(view)
+                io.bind_ortvalue_input(f"past_key_values.{i}.{kind}", view)
+                io.bind_ortvalue_output(f"present.{i}.{kind}", view)
+        io.bind_output("logits")
+        self.session.run_with_iobinding(io)  # type: ignore[no-untyped-call]
+        logits: np.ndarray = io.copy_outputs_to_cpu()[-1]
+        return logits[:, 0, :]
+
+    def prefill(self, row: int, prefix: PrefixKv | None, prompt: Sequence[int], chunk: int = 0) -> np.ndarray:
+        """Writes row's prefix into its slot and runs its prompt (in chunks of `chunk` tokens when
+        > 0); returns the logits of the prompt's last token."""
+        p = prefix.length if prefix else 0
+        if p + len(prompt) > self.capacity:
+            raise ValueError(f"prefix {p} + prompt {len(prompt)} exceeds the capacity {self.capacity}")
+        for i in range(2 * self.n_layer):
+            self.arena[i][row] = 0
+        if prefix:
+            for i in range(self.n_layer):
+                self.arena[2 * i][row, :, :p] = prefix.keys[i]
+                self.arena[2 * i + 1][row, :, :p] = prefix.values[i]
+        self.lens[row] = p
+        step = chunk or len(prompt)
+        logits = np.empty(0, np.float32)
+        for start in range(0, len(prompt), step):
+            part = list(prompt[start:start + step])
+            self.lens[row] += len(part)
+            logits = self._run(np.array([part], np.int64), row, [self.lens[row]])[0]
+        return logits
+
+    def decode(self, tokens: Sequence[int]) -> np.ndarray:
+        """One token for rows 0..len(tokens)-1; returns their logits [B, V]."""
+        b = len(tokens)
+        for r in range(b):
+            if self.lens[r] + 1 > self.capacity:
+                raise ValueError(f"row {r} is full ({self.capacity} columns)")
+            self.lens[r] += 1
+        return self._run(np.array(tokens, np.int64)[:, None], 0, self.lens[:b])
+
+    def greedy(self, rows: Sequence[tuple[PrefixKv | None, list[int]]], max_new_tokens: int,
+               chunk: int = 0) -> list[list[int]]:
+        """Greedy ids per row, the rows decoded together (eos does not stop generation)."""
+        nxt = [int(self.prefill(r, p, ids, chunk).argmax()) for r, (p, ids) in enumerate(rows)]
+        out: list[list[int]] = [[t] for t in nxt]
+        for _ in range(max_new_tokens - 1):
+            logits = self.decode(nxt)
+            nxt = [int(x) for x in logits.argmax(-1)]
+            for r, t in enumerate(nxt):
+                out[r].append(t)
+        return out
