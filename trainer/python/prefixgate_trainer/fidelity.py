@@ -6,7 +6,8 @@ Quantizes the (float32) model directory to int8 and int4 in a temporary folder, 
 ONNX graph as exported), int8 and int4, prints:
 - greedy agreement with float32 PEFT `generate` over the golden prompts (golden.json, 32 new tokens,
   eos ignored): tokens identical until the first divergence, the fraction of positions identical,
-  and how many cases are identical in full;
+  how many cases are identical in full, and how many answers (the ids up to and including the first
+  eos, what a client of a server that stops at eos gets) are identical;
 - each adapter's mean answer-token loss on its held-out records (the ones the fixture build scored,
   `corpus.tenant_dataset(style, seed=900 + i, n=16)`), computed through the graph with the prefix
   fed as past_key_values, next to the base model's loss on the same records (the adapter still
@@ -42,6 +43,7 @@ class Agreement:
     positionwise: int  # positions with the identical token, summed
     cases: int
     cases_identical: int
+    answers_identical: int  # cases whose answer up to and including the first eos is identical
 
     @property
     def until_divergence_fraction(self) -> float:
@@ -53,8 +55,11 @@ class Agreement:
 
 
 def greedy_agreement(model: OrtBloom, golden: dict[str, Any], adapters: Path) -> Agreement:
+    """Golden new_ids run on past eos; a server stops there, so the answer a client sees is the ids
+    up to and including the first eos, which `answers_identical` compares."""
     prefixes: dict[str, PrefixKv] = {}
-    tokens = until = same = identical = 0
+    eos = golden["eos_token_id"]
+    tokens = until = same = identical = answers = 0
     for case in golden["cases"]:
         name = case["adapter"]
         prefix = None
@@ -67,7 +72,9 @@ def greedy_agreement(model: OrtBloom, golden: dict[str, Any], adapters: Path) ->
         until += first
         same += sum(a == b for a, b in zip(got, want, strict=True))
         identical += first == len(want)
-    return Agreement(tokens, until, same, len(golden["cases"]), identical)
+        answer = want.index(eos) + 1 if eos in want else len(want)
+        answers += first >= answer
+    return Agreement(tokens, until, same, len(golden["cases"]), identical, answers)
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -117,15 +124,15 @@ def evaluate(model_dir: Path, golden: dict[str, Any], adapters: Path,
 def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| weights | decode weight bytes | golden tokens identical until first divergence | positions identical "
-        "| cases identical in full |",
-        "|---|---|---|---|---|",
+        "| cases identical in full | answers identical (up to the first eos) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         a: Agreement = r["agreement"]
         lines.append(
             f"| {name} | {r['decode_weight_bytes'] / 1e6:.2f} MB | {a.until_divergence}/{a.tokens} "
             f"({a.until_divergence_fraction:.1%}) | {a.positionwise}/{a.tokens} ({a.positionwise_fraction:.1%}) "
-            f"| {a.cases_identical}/{a.cases} |"
+            f"| {a.cases_identical}/{a.cases} | {a.answers_identical}/{a.cases} |"
         )
     lines += ["", "| adapter | " + " | ".join(f"{n} loss (base)" for n in results) + " | "
               + " | ".join(f"{n} / fp32" for n in results if n != "fp32") + " |",
