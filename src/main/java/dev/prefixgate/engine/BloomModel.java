@@ -107,6 +107,9 @@ public final class BloomModel implements AutoCloseable {
                   + (model.contract.logitsLayout() == GraphContract.LogitsLayout.LAST_POSITION
                       ? "at the last position only"
                       : "at every position")
+                  + (model.contract.kvLayout() == GraphContract.KvLayout.SLOTS
+                      ? ", KV in place in fixed slots"
+                      : "")
                   + ") on "
                   + "the "
                   + model.provider

@@ -2,7 +2,10 @@ package dev.prefixgate.engine;
 
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
 import java.nio.LongBuffer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -92,6 +95,11 @@ public final class Engine implements AutoCloseable {
   private FloatBuffer logits; // (rows, positions, vocab)
   private LongBuffer ids; // (rows, seq)
   private LongBuffer maskBuf; // (rows, past + seq)
+  // Slot layout (GraphContract.KvLayout.SLOTS): one arena, rows.get(i) in slot i, KV in place.
+  private final boolean slotLayout;
+  private final SlotArena slotKv;
+  private final IntBuffer seqlens; // (rows) int32: each row's length after the run, minus 1
+  private final IntBuffer totalLen; // scalar int32: the longest row's length after the run
 
   private final AtomicLong steps = new AtomicLong();
   private final AtomicLong generatedTokens = new AtomicLong();
@@ -116,6 +124,10 @@ public final class Engine implements AutoCloseable {
     this.spare = new KvArena("running KV");
     this.prefillIn = new KvArena("prefill KV");
     this.prefillOut = new KvArena("prefill KV");
+    this.slotLayout = contract.kvLayout() == GraphContract.KvLayout.SLOTS;
+    this.slotKv = slotLayout ? new SlotArena() : null;
+    this.seqlens = intBuffer(options.maxBatchRows());
+    this.totalLen = intBuffer(1);
     this.kvBytesPerToken =
         Math.multiplyExact(
             Math.multiplyExact(2L * cfg.nLayer(), (long) cfg.nHead() * cfg.headDim()),
@@ -133,7 +145,9 @@ public final class Engine implements AutoCloseable {
                 + "; 1000 KV tokens in flight take "
                 + EngineMemory.mib(2 * kvBytesPerToken * 1000)
                 + " MiB (both arenas); logits "
-                + contract.logitsLayout());
+                + contract.logitsLayout()
+                + "; KV "
+                + contract.kvLayout());
     this.thread = new Thread(this::loop, "prefixgate-engine");
     thread.setDaemon(true);
     thread.start();
@@ -272,6 +286,7 @@ public final class Engine implements AutoCloseable {
         rows.clear();
         pastLen = 0;
         runningRows = 0;
+        if (slotKv != null) slotKv.release();
       }
     }
     for (Sequence s : scheduler.drain()) finish(s, FinishReason.CANCELLED, null);
@@ -296,15 +311,22 @@ public final class Engine implements AutoCloseable {
       List<Sequence> joining = prefilling;
       if (joining == null) {
         joining = prefillQueue.poll();
-        if (!startPrefill(joining)) continue;
+        if (!(slotLayout ? startSlotPrefill(joining.get(0)) : startPrefill(joining))) continue;
       }
       boolean budgeted = !rows.isEmpty() && options.prefillStepTokens() > 0;
       int columns = budgeted ? options.prefillStepTokens() / joining.size() : Integer.MAX_VALUE;
-      if (prefillRun(columns)) rebuild(joining);
+      if (slotLayout) {
+        if (slotPrefillRun(columns)) slotJoin(joining.get(0));
+      } else if (prefillRun(columns)) {
+        rebuild(joining);
+      }
       if (budgeted) break;
     }
     if (prefilling == null && prefillQueue.isEmpty()) newcomers = List.of();
-    if (anyDone()) rebuild(List.of());
+    if (anyDone()) {
+      if (slotLayout) compactSlots();
+      else rebuild(List.of());
+    }
     runningRows = rows.size();
     if (rows.isEmpty()) {
       if (prefilling != null || !prefillQueue.isEmpty()) { // goes on at full size
@@ -317,7 +339,8 @@ public final class Engine implements AutoCloseable {
       return;
     }
     idleSinceNanos = -1;
-    decode();
+    if (slotLayout) slotDecode();
+    else decode();
   }
 
   private boolean anyDone() {
@@ -395,6 +418,11 @@ public final class Engine implements AutoCloseable {
   /** Splits newcomers so that each prefill run stays within the padded-token limit. */
   private List<List<Sequence>> prefillChunks(List<Sequence> admitted) {
     List<List<Sequence>> chunks = new ArrayList<>();
+    if (slotLayout) {
+      // GroupQueryAttention appends several tokens to a past (the prefix) for one row at a time.
+      for (Sequence s : admitted) chunks.add(List.of(s));
+      return chunks;
+    }
     List<Sequence> cur = new ArrayList<>();
     int pmax = 0;
     int smax = 0;
@@ -628,6 +656,182 @@ public final class Engine implements AutoCloseable {
     pastLen = t;
   }
 
+  // ---- slot layout: rows.get(i) owns slot i of slotKv; ONNX Runtime writes new columns in place
+
+  /**
+   * Starts the prefill of one newcomer in the slot after the running rows: writes its prefix at
+   * columns [0, P). When the arena cannot grow, only this newcomer fails.
+   *
+   * @return false when the newcomer failed
+   */
+  private boolean startSlotPrefill(Sequence s) {
+    int slot = rows.size();
+    int prompt = s.request.promptIds().length;
+    int seg = segmentLength(1, prompt);
+    try {
+      int columns = s.request.reservedTokens();
+      for (Sequence r : rows) columns = Math.max(columns, r.request.reservedTokens());
+      slotKv.ensure(slot + 1, columns);
+      ids = memory.ensure(ids, seg, "prefill input ids");
+      logits = memory.ensure(logits, cfg.vocabSize(), "prefill logits");
+    } catch (EngineMemoryException | ArithmeticException e) {
+      LOG.warning("prefill refused: " + e.getMessage());
+      failRows(
+          List.of(s),
+          "not enough engine memory to prefill a request of "
+              + s.request.reservedTokens()
+              + " tokens now: "
+              + e.getMessage());
+      return false;
+    }
+    int p = s.request.prefixLength();
+    int heads = cfg.nHead();
+    int d = cfg.headDim();
+    if (p > 0) {
+      for (int layer = 0; layer < cfg.nLayer(); layer++) {
+        for (int kv = 0; kv < 2; kv++) {
+          FloatBuffer dst = kv == 0 ? slotKv.keys[layer] : slotKv.values[layer];
+          FloatBuffer src =
+              kv == 0 ? s.request.prefix().key(layer) : s.request.prefix().value(layer);
+          for (int h = 0; h < heads; h++) {
+            dst.put(slotKv.offset(slot, h), src, h * p * d, p * d);
+          }
+        }
+      }
+    }
+    s.slot = slot;
+    s.len = p;
+    prefilling = List.of(s);
+    prefillSmax = prompt;
+    prefillSegment = seg;
+    prefillDone = 0;
+    return true;
+  }
+
+  /**
+   * One ORT run over the next at most {@code maxColumns} prompt tokens of the newcomer, written in
+   * place after the columns before them; after the last one, samples its first token.
+   *
+   * @return true when its prompt is complete
+   */
+  private boolean slotPrefillRun(int maxColumns) {
+    Sequence s = prefilling.get(0);
+    int[] prompt = s.request.promptIds();
+    int start = prefillDone;
+    int n = Math.min(Math.min(prefillSegment, Math.max(1, maxColumns)), prompt.length - start);
+    int after = s.len + n;
+    try {
+      for (int c = 0; c < n; c++) ids.put(c, prompt[start + c]);
+      seqlens.put(0, after - 1);
+      totalLen.put(0, after);
+      runSlots(s.slot, 1, n);
+    } catch (OrtException | RuntimeException | OutOfMemoryError e) {
+      LOG.log(Level.SEVERE, "prefill failed", e);
+      failRows(prefilling, e);
+      prefilling = null;
+      return false;
+    }
+    s.len = after;
+    steps.incrementAndGet();
+    prefillDone = start + n;
+    if (prefillDone < prompt.length) return false;
+    prefilling = null;
+    prefillTokens.addAndGet(prompt.length);
+    accept(s, 0);
+    return true;
+  }
+
+  /** The prefilled newcomer joins the running rows: moved down when rows left meanwhile. */
+  private void slotJoin(Sequence s) {
+    if (s.done) return;
+    int slot = rows.size();
+    if (s.slot != slot) {
+      slotKv.move(s.slot, slot, s.len);
+      s.slot = slot;
+    }
+    rows.add(s);
+  }
+
+  /** Drops finished rows; the last live row moves into each hole (one row's live columns). */
+  private void compactSlots() {
+    int n = rows.size();
+    int r = 0;
+    while (r < n) {
+      if (!rows.get(r).done) {
+        r++;
+        continue;
+      }
+      int j = n - 1;
+      while (j > r && rows.get(j).done) j--;
+      if (j == r) {
+        n = r;
+        break;
+      }
+      Sequence m = rows.get(j);
+      slotKv.move(j, r, m.len);
+      m.slot = r;
+      rows.set(r, m);
+      n = j;
+      r++;
+    }
+    rows.subList(n, rows.size()).clear();
+  }
+
+  /** One token for every running row, each written at its own next column. */
+  private void slotDecode() throws OrtException {
+    int b = rows.size();
+    int vocab = cfg.vocabSize();
+    ids = memory.ensure(ids, b, "decode input ids");
+    logits = memory.ensure(logits, (long) b * vocab, "decode logits");
+    int longest = 0;
+    for (int r = 0; r < b; r++) {
+      Sequence s = rows.get(r);
+      ids.put(r, s.lastToken);
+      seqlens.put(r, s.len); // length after this step (len + 1), minus 1
+      longest = Math.max(longest, s.len + 1);
+    }
+    totalLen.put(0, longest);
+    runSlots(0, b, 1);
+    steps.incrementAndGet();
+    for (int r = 0; r < b; r++) {
+      Sequence s = rows.get(r);
+      s.len++;
+      if (!s.done) accept(s, r * vocab);
+    }
+  }
+
+  /** One run over slots [first, first + b) with {@code seq} input columns per row. */
+  private void runSlots(int first, int b, int seq) throws OrtException {
+    int heads = cfg.nHead();
+    int d = cfg.headDim();
+    long[] kvShape = {b, heads, slotKv.columns, d};
+    Map<String, OnnxTensor> in = new HashMap<>();
+    Map<String, OnnxTensor> out = new HashMap<>();
+    try {
+      in.put(GraphContract.INPUT_IDS, tensor(ids, b, seq));
+      in.put(
+          GraphContract.SEQLENS_K,
+          OnnxTensor.createTensor(model.env(), seqlens.slice(0, b), new long[] {b}));
+      in.put(
+          GraphContract.TOTAL_SEQUENCE_LENGTH,
+          OnnxTensor.createTensor(model.env(), totalLen.slice(0, 1), new long[0]));
+      out.put(GraphContract.LOGITS, tensor(logits, b, 1, cfg.vocabSize()));
+      for (int layer = 0; layer < cfg.nLayer(); layer++) {
+        // past and present over the same memory: the graph writes the new columns in place.
+        FloatBuffer k = slotKv.view(slotKv.keys[layer], first, b);
+        FloatBuffer v = slotKv.view(slotKv.values[layer], first, b);
+        in.put(contract.pastKey(layer), OnnxTensor.createTensor(model.env(), k, kvShape));
+        in.put(contract.pastValue(layer), OnnxTensor.createTensor(model.env(), v, kvShape));
+        out.put(contract.presentKey(layer), OnnxTensor.createTensor(model.env(), k, kvShape));
+        out.put(contract.presentValue(layer), OnnxTensor.createTensor(model.env(), v, kvShape));
+      }
+      model.run(in, out);
+    } finally {
+      closeAll(in);
+      closeAll(out);
+    }
+  }
+
   /** One token for every running row. */
   private void decode() throws OrtException {
     int b = rows.size();
@@ -686,6 +890,7 @@ public final class Engine implements AutoCloseable {
     spare.release();
     prefillIn.release();
     prefillOut.release();
+    if (slotKv != null) slotKv.release();
     memory.release(logits);
     memory.release(ids);
     memory.release(maskBuf);
@@ -808,6 +1013,12 @@ public final class Engine implements AutoCloseable {
     for (OnnxTensor t : tensors.values()) t.close();
   }
 
+  private static IntBuffer intBuffer(int n) {
+    return ByteBuffer.allocateDirect(n * Integer.BYTES)
+        .order(ByteOrder.nativeOrder())
+        .asIntBuffer();
+  }
+
   private static void zero(FloatBuffer buf, int index, int n) {
     while (n > 0) {
       int k = Math.min(n, ZEROS.length);
@@ -853,6 +1064,100 @@ public final class Engine implements AutoCloseable {
         keys[i] = null;
         values[i] = null;
       }
+    }
+  }
+
+  /**
+   * The slot layout's KV: per layer, key and value buffers of {@code (slots, n_head, columns,
+   * head_dim)}; slot i holds one row's tokens at columns [0, len). Grows by half in either
+   * dimension when a newcomer needs more (copying only live columns), and is handed back when idle.
+   */
+  private final class SlotArena {
+    final FloatBuffer[] keys = new FloatBuffer[cfg.nLayer()];
+    final FloatBuffer[] values = new FloatBuffer[cfg.nLayer()];
+    int slots;
+    int columns;
+
+    /** Floats of one slot in one layer's key (or value) buffer. */
+    long slotFloats() {
+      return (long) cfg.nHead() * columns * cfg.headDim();
+    }
+
+    /** Index of column 0 of head {@code h} in slot {@code slot}. */
+    int offset(int slot, int h) {
+      return Math.toIntExact(slot * slotFloats() + (long) h * columns * cfg.headDim());
+    }
+
+    FloatBuffer view(FloatBuffer buf, int first, int b) {
+      return buf.slice(Math.toIntExact(first * slotFloats()), Math.toIntExact(b * slotFloats()));
+    }
+
+    /** At least {@code needSlots} slots of at least {@code needColumns} columns. */
+    void ensure(int needSlots, int needColumns) {
+      if (keys[0] != null && needSlots <= slots && needColumns <= columns) return;
+      int s = Math.max(needSlots, Math.min(options.maxBatchRows(), slots + slots / 2));
+      int c = Math.max(needColumns, Math.min(options.maxContext(), columns + columns / 2));
+      s = Math.max(s, slots);
+      c = Math.max(c, columns);
+      long floats = Math.multiplyExact((long) s * cfg.nHead(), (long) c * cfg.headDim());
+      FloatBuffer[] k = new FloatBuffer[keys.length];
+      FloatBuffer[] v = new FloatBuffer[keys.length];
+      try {
+        for (int i = 0; i < keys.length; i++) {
+          k[i] = memory.ensure((FloatBuffer) null, floats, "slot KV");
+          v[i] = memory.ensure((FloatBuffer) null, floats, "slot KV");
+        }
+      } catch (EngineMemoryException | ArithmeticException e) {
+        for (int i = 0; i < keys.length; i++) {
+          memory.release(k[i]);
+          memory.release(v[i]);
+        }
+        throw e;
+      }
+      if (keys[0] != null) {
+        int d = cfg.headDim();
+        List<Sequence> live = new ArrayList<>(rows);
+        if (prefilling != null) live.addAll(prefilling);
+        for (Sequence row : live) {
+          for (int i = 0; i < keys.length; i++) {
+            for (int h = 0; h < cfg.nHead(); h++) {
+              int from = offset(row.slot, h);
+              int to = Math.toIntExact(((long) row.slot * cfg.nHead() + h) * c * d);
+              k[i].put(to, keys[i], from, row.len * d);
+              v[i].put(to, values[i], from, row.len * d);
+            }
+          }
+        }
+      }
+      release();
+      for (int i = 0; i < keys.length; i++) {
+        keys[i] = k[i];
+        values[i] = v[i];
+      }
+      slots = s;
+      columns = c;
+    }
+
+    /** Copies the first {@code len} columns of slot {@code from} into slot {@code to}. */
+    void move(int from, int to, int len) {
+      int d = cfg.headDim();
+      for (int i = 0; i < keys.length; i++) {
+        for (int h = 0; h < cfg.nHead(); h++) {
+          keys[i].put(offset(to, h), keys[i], offset(from, h), len * d);
+          values[i].put(offset(to, h), values[i], offset(from, h), len * d);
+        }
+      }
+    }
+
+    void release() {
+      for (int i = 0; i < keys.length; i++) {
+        memory.release(keys[i]);
+        memory.release(values[i]);
+        keys[i] = null;
+        values[i] = null;
+      }
+      slots = 0;
+      columns = 0;
     }
   }
 }

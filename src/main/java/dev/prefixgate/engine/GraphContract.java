@@ -23,6 +23,25 @@ public final class GraphContract {
   public static final String INPUT_IDS = "input_ids";
   public static final String ATTENTION_MASK = "attention_mask";
   public static final String LOGITS = "logits";
+  public static final String SEQLENS_K = "seqlens_k";
+  public static final String TOTAL_SEQUENCE_LENGTH = "total_sequence_length";
+
+  /** How the graph takes and returns the KV cache. */
+  public enum KvLayout {
+    /**
+     * {@code past [batch, n_head, past, head_dim]} with an {@code attention_mask}, and {@code
+     * present = concat(past, new)}: every run reads and rewrites the whole KV.
+     */
+    CONCAT,
+    /**
+     * {@code past} and {@code present} both {@code [batch, n_head, capacity, head_dim]}, bound to
+     * the same memory; {@code seqlens_k} (each row's length after the run, minus 1) and {@code
+     * total_sequence_length} replace the mask. Each row's tokens sit at columns [0, len) of its
+     * slot and the graph writes only the new columns (what {@code prefixgate_trainer.slot_graph}
+     * writes, with GroupQueryAttention). A run appending several tokens to a past takes one row.
+     */
+    SLOTS
+  }
 
   /** Which positions the graph's {@code logits} output covers. */
   public enum LogitsLayout {
@@ -38,6 +57,7 @@ public final class GraphContract {
   private final String[] presentKeys;
   private final String[] presentValues;
   private LogitsLayout logitsLayout = LogitsLayout.ALL_POSITIONS;
+  private KvLayout kvLayout = KvLayout.CONCAT;
 
   public GraphContract(ModelConfig config) {
     this.config = config;
@@ -75,6 +95,11 @@ public final class GraphContract {
     return logitsLayout;
   }
 
+  /** The KV layout {@link #check} found; concat until then. */
+  public KvLayout kvLayout() {
+    return kvLayout;
+  }
+
   /** Logits positions a run with {@code seq} input columns writes per row. */
   public int logitsPositions(int seq) {
     return logitsLayout == LogitsLayout.LAST_POSITION ? 1 : seq;
@@ -97,13 +122,23 @@ public final class GraphContract {
       Map<String, NodeInfo> in = session.getInputInfo();
       Map<String, NodeInfo> out = session.getOutputInfo();
       expect(problems, "input", in, INPUT_IDS, OnnxJavaType.INT64, 2, -1);
-      expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
+      boolean slots = in.containsKey(SEQLENS_K) && !in.containsKey(ATTENTION_MASK);
+      if (slots) {
+        kvLayout = KvLayout.SLOTS;
+        expect(problems, "input", in, SEQLENS_K, OnnxJavaType.INT32, 1, -1);
+        expect(problems, "input", in, TOTAL_SEQUENCE_LENGTH, OnnxJavaType.INT32, 0, -1);
+      } else {
+        expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
+      }
       if (expect(problems, "output", out, LOGITS, OnnxJavaType.FLOAT, 3, config.vocabSize())) {
         long[] shape = ((TensorInfo) out.get(LOGITS).getInfo()).getShape();
         if (shape[1] > 1) {
           problems.add("output 'logits' has a fixed sequence dimension " + shape[1]);
         } else {
           logitsLayout = layoutOf(shape);
+        }
+        if (slots && logitsLayout != LogitsLayout.LAST_POSITION) {
+          problems.add("a slot-layout graph must write logits [batch, 1, vocab]");
         }
       }
       for (int i = 0; i < config.nLayer(); i++) {
@@ -120,9 +155,11 @@ public final class GraphContract {
             "graph has input '" + extra + "' but config.json says n_layer=" + config.nLayer());
       }
       for (String name : in.keySet()) {
-        if (!name.equals(INPUT_IDS)
-            && !name.equals(ATTENTION_MASK)
-            && !name.startsWith("past_key_values.")) {
+        boolean known =
+            kvLayout == KvLayout.SLOTS
+                ? name.equals(SEQLENS_K) || name.equals(TOTAL_SEQUENCE_LENGTH)
+                : name.equals(ATTENTION_MASK);
+        if (!name.equals(INPUT_IDS) && !known && !name.startsWith("past_key_values.")) {
           problems.add("graph has unexpected input '" + name + "' (e.g. position_ids)");
         }
       }
