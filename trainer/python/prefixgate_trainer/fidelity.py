@@ -11,7 +11,8 @@ ONNX graph as exported), int8 and int4, prints:
 - each adapter's mean answer-token loss on its held-out records (the ones the fixture build scored,
   `corpus.tenant_dataset(style, seed=900 + i, n=16)`), computed through the graph with the prefix
   fed as past_key_values, next to the base model's loss on the same records (the adapter still
-  steers when its loss stays far below the base's).
+  steers when its loss stays far below the base's), and the same for a prefix adapter trained
+  now on the float32 base (`fresh`; `--no-fresh` skips it).
 The graph must return logits at every position (the committed tiny model does) for the loss.
 """
 
@@ -108,14 +109,39 @@ def held_out(tok: PreTrainedTokenizerFast) -> dict[str, list[tuple[list[int], li
     return out
 
 
+FRESH = "fresh"
+
+
+def train_fresh(model_dir: Path, out: Path) -> tuple[Path, list[tuple[list[int], list[int]]]]:
+    """A prefix adapter trained now on the float32 base (stock PEFT, 60 steps, ~3 s on the tiny
+    model) and its own held-out records: not one of the committed adapters, whose numbers might be
+    a lucky draw."""
+    import torch
+
+    from .loading import load_base
+    from .train import TrainParams, save_adapter, train_prefix
+
+    torch.manual_seed(0)
+    base, tok = load_base(model_dir)
+    records = corpus.tenant_dataset("formal", seed=7, n=64)
+    trained = train_prefix(base, tok, records, TrainParams(num_virtual_tokens=6, max_steps=60, batch_size=8,
+                                                           grad_accum=1, lr=1e-2, seed=5))
+    save_adapter(trained, out)
+    return out, [encode_record(tok, r) for r in corpus.tenant_dataset("formal", seed=8, n=16)]
+
+
 def evaluate(model_dir: Path, golden: dict[str, Any], adapters: Path,
-             data: dict[str, list[tuple[list[int], list[int]]]]) -> dict[str, Any]:
+             data: dict[str, list[tuple[list[int], list[int]]]],
+             extra: dict[str, Path] | None = None) -> dict[str, Any]:
+    """`data` maps a tenant to its held-out records; its adapter is `adapters / tenant`, or
+    `extra[tenant]` for one that is not a fixture."""
     model = OrtBloom(model_dir, threads=1)
     agreement = greedy_agreement(model, golden, adapters)
     losses = {}
     for tenant, records in data.items():
+        adapter = (extra or {}).get(tenant, adapters / tenant)
         losses[tenant] = {
-            "adapter": mean_loss(model, load_prefix(adapters / tenant), records),
+            "adapter": mean_loss(model, load_prefix(adapter), records),
             "base": mean_loss(model, None, records),
         }
     return {"agreement": agreement, "loss": losses, "weights": describe(model_dir), **weight_bytes(model_dir)}
@@ -148,17 +174,21 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run(model_dir: Path, block_size: int, variants: list[str], work: Path) -> dict[str, dict[str, Any]]:
+def run(model_dir: Path, block_size: int, variants: list[str], work: Path,
+        fresh: bool = True) -> dict[str, dict[str, Any]]:
     golden = json.loads((FIXTURES / "golden.json").read_text())
     tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
     data = held_out(tok)
+    extra = {}
+    if fresh:
+        extra[FRESH], data[FRESH] = train_fresh(model_dir, work / "fresh-adapter")
     results = {}
     for v in variants:
         d = model_dir
         if v != "fp32":
             d = work / v
             quantize_dir(model_dir, d, bits=int(v.removeprefix("int")), block_size=block_size)
-        results[v] = evaluate(d, golden, FIXTURES / "adapters", data)
+        results[v] = evaluate(d, golden, FIXTURES / "adapters", data, extra)
     return results
 
 
@@ -168,12 +198,16 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--variants", default="fp32,int8,int4")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--no-fresh", action="store_true", help="skip the adapter trained now")
     args = parser.parse_args()
     import logging
 
+    import torch
+
+    torch.set_num_threads(1)  # as the tests do: the fresh adapter's numbers then match theirs, and it is faster here
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as work:
-        results = run(args.model, args.block_size, args.variants.split(","), Path(work))
+        results = run(args.model, args.block_size, args.variants.split(","), Path(work), not args.no_fresh)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(
