@@ -398,6 +398,14 @@ public final class Engine implements AutoCloseable {
    * one prefill run, logits and the small id and mask buffers.
    */
   long plannedBytes(int rows, int width, GenerationRequest newcomer) {
+    if (slotLayout) {
+      // One arena, and while it grows one more layer's key and value buffers at the new size.
+      long arena = Math.multiplyExact((long) rows * width, kvBytesPerToken);
+      long vocabRow = (long) cfg.vocabSize() * Float.BYTES;
+      long small = Long.BYTES * ((long) options.maxPrefillTokens() + options.maxBatchRows());
+      return Math.addExact(
+          arena + arena / cfg.nLayer(), Math.addExact(options.maxBatchRows() * vocabRow, small));
+    }
     long running = Math.multiplyExact(2L * rows * width, kvBytesPerToken);
     long prefillTokens =
         Math.max(options.maxPrefillTokens(), newcomer.prefixLength() + newcomer.promptIds().length);
@@ -1100,39 +1108,54 @@ public final class Engine implements AutoCloseable {
       s = Math.max(s, slots);
       c = Math.max(c, columns);
       long floats = Math.multiplyExact((long) s * cfg.nHead(), (long) c * cfg.headDim());
-      FloatBuffer[] k = new FloatBuffer[keys.length];
-      FloatBuffer[] v = new FloatBuffer[keys.length];
-      try {
-        for (int i = 0; i < keys.length; i++) {
-          k[i] = memory.ensure((FloatBuffer) null, floats, "slot KV");
-          v[i] = memory.ensure((FloatBuffer) null, floats, "slot KV");
-        }
-      } catch (EngineMemoryException | ArithmeticException e) {
-        for (int i = 0; i < keys.length; i++) {
-          memory.release(k[i]);
-          memory.release(v[i]);
-        }
-        throw e;
+      long layerBytes = EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
+      long oldBytes = keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
+      long after = memory.used() - oldBytes + keys.length * layerBytes;
+      if (after + layerBytes > memory.budget()) {
+        throw new EngineMemoryException(
+            "slot KV for "
+                + s
+                + " rows of "
+                + c
+                + " tokens needs "
+                + EngineMemory.mib(keys.length * layerBytes)
+                + " MiB; the engine's budget of "
+                + EngineMemory.mib(memory.budget())
+                + " MiB has "
+                + EngineMemory.mib(memory.budget() - memory.used() + oldBytes - layerBytes)
+                + " MiB for it");
       }
-      if (keys[0] != null) {
-        int d = cfg.headDim();
-        List<Sequence> live = new ArrayList<>(rows);
-        if (prefilling != null) live.addAll(prefilling);
-        for (Sequence row : live) {
-          for (int i = 0; i < keys.length; i++) {
+      // Layer by layer, so growing needs one layer's buffers beyond the new arena, not a second
+      // arena. Only the first allocation may fail cleanly (nothing changed yet); a later one leaves
+      // layers of two strides, so it fails the whole batch (the engine loop's catch).
+      List<Sequence> live = new ArrayList<>(rows);
+      if (prefilling != null) live.addAll(prefilling);
+      int d = cfg.headDim();
+      for (int i = 0; i < keys.length; i++) {
+        FloatBuffer k = null;
+        FloatBuffer v;
+        try {
+          k = memory.ensure((FloatBuffer) null, floats, "slot KV");
+          v = memory.ensure((FloatBuffer) null, floats, "slot KV");
+        } catch (EngineMemoryException e) {
+          memory.release(k);
+          if (i == 0) throw e;
+          throw new IllegalStateException("growing the slot KV failed at layer " + i, e);
+        }
+        if (keys[i] != null) {
+          for (Sequence row : live) {
             for (int h = 0; h < cfg.nHead(); h++) {
               int from = offset(row.slot, h);
               int to = Math.toIntExact(((long) row.slot * cfg.nHead() + h) * c * d);
-              k[i].put(to, keys[i], from, row.len * d);
-              v[i].put(to, values[i], from, row.len * d);
+              k.put(to, keys[i], from, row.len * d);
+              v.put(to, values[i], from, row.len * d);
             }
           }
+          memory.release(keys[i]);
+          memory.release(values[i]);
         }
-      }
-      release();
-      for (int i = 0; i < keys.length; i++) {
-        keys[i] = k[i];
-        values[i] = v[i];
+        keys[i] = k;
+        values[i] = v;
       }
       slots = s;
       columns = c;

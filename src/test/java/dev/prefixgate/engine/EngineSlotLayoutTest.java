@@ -129,6 +129,37 @@ class EngineSlotLayoutTest {
     }
   }
 
+  /** The arena cannot grow for a newcomer: only the newcomer fails, the running row goes on. */
+  @Test
+  void anAllocationFailureWhenTheArenaGrowsFailsOnlyTheNewcomer() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = "globex/1";
+    try (Engine e = engine(EngineOptions.defaults())) {
+      Gate running = new Gate(2);
+      e.submit(golden(id, n), running);
+      running.awaitHeld();
+      ModelConfig cfg = model.config();
+      long rowLayerBytes = 600L * cfg.nHead() * cfg.headDim() * Float.BYTES;
+      e.memory().injectFailureAbove(rowLayerBytes); // the grown arena's first layer is larger
+      Collector big = new Collector();
+      e.submit(new GenerationRequest("big", null, longPrompt(600), SamplingParams.greedy(4)), big);
+      running.open();
+      Completion failed = big.await();
+      assertEquals(FinishReason.ERROR, failed.reason());
+      assertTrue(failed.error().contains("not enough engine memory"), failed.error());
+      assertEquals(0, big.count);
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      assertArrayEquals(goldenIds(id, n), running.idArray(), "the running row is untouched");
+      e.memory().injectFailureAbove(Long.MAX_VALUE);
+      Collector again = new Collector();
+      e.submit(
+          new GenerationRequest(
+              "big", null, longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
+          again);
+      assertEquals(FinishReason.LENGTH, again.await().reason());
+    }
+  }
+
   /**
    * A 700-token prompt joins a running row: the arena grows (the running row's live columns are
    * copied into the wider slots), the prompt goes in 16 tokens per decode step, and both equal what
