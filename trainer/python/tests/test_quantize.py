@@ -146,3 +146,24 @@ def test_an_adapter_trained_now_on_fp32_steers_the_quantized_copies(quantized: d
     assert abs(int8 - fp32) <= 0.05 * fp32, (int8, fp32)
     int4 = OrtBloom(quantized[4], threads=1)
     assert fidelity.mean_loss(int4, prefix, records) < 0.1 * fidelity.mean_loss(int4, None, records)
+
+
+def test_int4_embeddings_shrink_the_directory_and_keep_the_contract(tmp_path: Path, quantized: dict[int, Path]) -> None:
+    """`--embeddings int4`: the embedding table becomes GatherBlockQuantized (opset 21); the graph's
+    inputs and outputs are the same and the adapters still steer it."""
+    dst = tmp_path / "int8-e4"
+    quantize_dir(MODEL_DIR, dst, bits=8, block_size=128, embeddings="int4")
+    graph = onnx.load(str(dst / "model.onnx")).graph
+    assert sum(n.op_type == "GatherBlockQuantized" for n in graph.node) == 1
+    fp32 = onnx.TensorProto.FLOAT
+    tables = [t.name for t in graph.initializer if list(t.dims) == [4096, 128] and t.data_type == fp32]
+    assert not tables
+    assert (dst / "model.onnx").stat().st_size < 0.5 * (quantized[8] / "model.onnx").stat().st_size
+    assert json.loads((dst / MODEL_JSON).read_text())["quantization"]["embeddings"] == "int4"
+    src = ort.InferenceSession(str(MODEL_DIR / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = ort.InferenceSession(str(dst / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert _signature(out) == _signature(src)
+    held = fidelity.held_out(PreTrainedTokenizerFast.from_pretrained(str(MODEL_DIR)))["acme"]
+    model = OrtBloom(dst, threads=1)
+    prefix = load_prefix(FIXTURES / "adapters" / "acme")
+    assert fidelity.mean_loss(model, prefix, held) < 0.1 * fidelity.mean_loss(model, None, held)
