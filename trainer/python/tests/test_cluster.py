@@ -1,0 +1,101 @@
+"""Two replicas behind HAProxy (deploy/local/cluster) act as one service: what is written through the
+balancer is served by both replicas, and an activation through one is honoured by the other within 1 s."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .gateway import ROOT, WORKER_JAR, require_broker, require_jar
+from .test_postgres import psql, require_postgres
+
+CLUSTER = ROOT / "deploy" / "local" / "cluster"
+FIXTURES = ROOT / "trainer" / "fixtures"
+BALANCER = "http://127.0.0.1:18080"
+REPLICAS = ("http://127.0.0.1:18081", "http://127.0.0.1:18082")
+ADMIN = {"Authorization": "Bearer pg-admin-cluster"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    require_jar()
+    require_broker()
+    require_postgres()
+    if not WORKER_JAR.exists():
+        pytest.skip("trainer worker not built")
+    state = tmp_path_factory.mktemp("cluster")
+    run = uuid.uuid4().hex[:8]
+    env = {**os.environ, "PREFIXGATE_CLUSTER_DIR": str(state), "PREFIXGATE_CLUSTER_TOPICS": f"pytest-{run}",
+           "PREFIXGATE_CLUSTER_DB": f"prefixgate_cluster_{run}"}
+    try:
+        subprocess.run([str(CLUSTER), "start"], check=True, env=env, timeout=300)
+        yield state
+    finally:
+        subprocess.run([str(CLUSTER), "stop"], env=env, timeout=60)
+        psql("postgres", f'drop database if exists "prefixgate_cluster_{run}" with (force)')
+
+
+def upload(url: str, tenant: str, name: str, fixture: str) -> httpx.Response:
+    d = FIXTURES / "adapters" / fixture
+    files = {
+        "adapter_config": ("adapter_config.json", (d / "adapter_config.json").read_bytes()),
+        "adapter_model": ("adapter_model.safetensors", (d / "adapter_model.safetensors").read_bytes()),
+    }
+    return httpx.post(f"{url}/admin/tenants/{tenant}/adapters/{name}", headers=ADMIN, files=files, timeout=60)
+
+
+def served(url: str, key: str, model: str) -> str | None:
+    """The `name@version` a replica resolves `model` to, or None while it cannot serve it."""
+    r = httpx.post(f"{url}/v1/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"model": model, "prompt": "Hi", "max_tokens": 1}, timeout=60)
+    return str(r.json()["model"]) if r.status_code == 200 else None
+
+
+def test_writes_through_the_balancer_reach_both_replicas(cluster: Path) -> None:
+    r = httpx.post(BALANCER + "/admin/tenants", headers=ADMIN, json={"id": "clustered"}, timeout=30)
+    assert r.status_code == 201, r.text
+    key = r.json()["apiKey"]
+    assert upload(BALANCER, "clustered", "js", "initech").status_code == 201
+    deadline = time.monotonic() + 5
+    seen = {url: served(url, key, "js") for url in REPLICAS}
+    while any(v != "js@1" for v in seen.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = {url: served(url, key, "js") for url in REPLICAS}
+    assert all(v == "js@1" for v in seen.values()), seen
+    # Both replicas answer behind the balancer (round robin), and both share one database.
+    assert psql(str(psql_db(cluster)), "select count(*) from adapter where tenant_id = 'clustered'") == "1"
+
+
+def test_an_activation_through_one_replica_holds_on_the_other_within_a_second(cluster: Path) -> None:
+    r = httpx.post(BALANCER + "/admin/tenants", headers=ADMIN, json={"id": "flipper"}, timeout=30)
+    assert r.status_code == 201, r.text
+    key = r.json()["apiKey"]
+    a, b = REPLICAS
+    assert upload(a, "flipper", "js", "initech").status_code == 201
+    assert upload(a, "flipper", "js", "acme").status_code == 201  # version 2, active
+    deadline = time.monotonic() + 5
+    while served(b, key, "js") != "js@2" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served(b, key, "js") == "js@2"
+    r = httpx.post(f"{a}/admin/tenants/flipper/adapters/js/versions/1/activate", headers=ADMIN, timeout=30)
+    assert r.status_code == 200, r.text
+    t0 = time.monotonic()
+    while served(b, key, "js") != "js@1":
+        assert time.monotonic() - t0 < 1.0, "replica B still serves version 2 after 1 s"
+        time.sleep(0.02)
+    print(f"[cluster] an activation through A held on B after {(time.monotonic() - t0) * 1000:.0f} ms")
+
+
+def psql_db(state: Path) -> str:
+    """The cluster's database name, from the gateway's own log line (Flyway prints its URL)."""
+    log = (state / "gateway-1.log").read_text()
+    marker = "Database: jdbc:postgresql://"
+    line = next(ln for ln in log.splitlines() if marker in ln)
+    return line.split(marker, 1)[1].split("/", 1)[1].split(" ", 1)[0]
