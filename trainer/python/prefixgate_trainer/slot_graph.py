@@ -140,13 +140,15 @@ def build(model_dir: Path) -> onnx.ModelProto:
         qkv = linear(ln, p + ".self_attention.query_key_value", wqkv, bqkv)
         q, k, v = b.op("Split", [qkv, b.init(p + ".split", np.array([hidden] * 3, np.int64))],
                        n_out=3, axis=-1)
-        attn, pk, pv = b.op(
+        # The operator's own outputs are the graph's present tensors: only then can the caller's
+        # shared buffer reach it (an Identity in between would copy the whole KV every step).
+        attn = f"attn_{i}"
+        b.nodes.append(helper.make_node(
             "GroupQueryAttention",
             [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",
              "total_sequence_length", "", "", "", alibi],
-            n_out=3, domain="com.microsoft", num_heads=n_head, kv_num_heads=n_head)
-        b.nodes.append(helper.make_node("Identity", [pk], [f"present.{i}.key"]))
-        b.nodes.append(helper.make_node("Identity", [pv], [f"present.{i}.value"]))
+            [attn, f"present.{i}.key", f"present.{i}.value"], name=f"GroupQueryAttention_{i}",
+            domain="com.microsoft", num_heads=n_head, kv_num_heads=n_head))
         x = b.op1("Add", [x, linear(attn, p + ".self_attention.dense")])
         ln2 = layer_norm(x, p + ".post_attention_layernorm")
         hmid = b.op1("Gelu", [linear(ln2, p + ".mlp.dense_h_to_4h")], approximate="tanh")

@@ -16,13 +16,19 @@ import java.util.concurrent.CompletableFuture;
  *
  * <pre>
  * java -cp 'target/quarkus-app/lib/main/*:target/classes' dev.prefixgate.engine.EngineBench \
- *     --model DIR --adapters A,B,C --concurrency 1,2,4,8 --new-tokens 64 --reps 3 --threads 0
+ *     --model DIR --adapters A,B,C --concurrency 1,2,4,8 --new-tokens 64 --reps 3 --threads 0 \
+ *     [--prompt-tokens 1000] [--prefill-step-tokens N]
  * </pre>
  */
 public final class EngineBench {
   private EngineBench() {}
 
-  record Run(long wallNanos, long[] ttftNanos, long[] totalNanos) {}
+  /**
+   * One level's run. {@code steadyTokS}: tokens all streams emitted while every stream was decoding
+   * (from the last stream's first token to the first stream's last), per second; NaN when that
+   * window is empty (streams that finish before the last one starts).
+   */
+  record Run(long wallNanos, long[] ttftNanos, long[] totalNanos, double steadyTokS) {}
 
   public static void main(String[] args) throws Exception {
     Path modelDir = null;
@@ -31,6 +37,8 @@ public final class EngineBench {
     int newTokens = 64;
     int reps = 3;
     int threads = 0;
+    int promptTokens = 0;
+    int prefillStep = -1;
     for (int i = 0; i < args.length; i += 2) {
       String v = args[i + 1];
       switch (args[i]) {
@@ -41,6 +49,8 @@ public final class EngineBench {
         case "--new-tokens" -> newTokens = Integer.parseInt(v);
         case "--reps" -> reps = Integer.parseInt(v);
         case "--threads" -> threads = Integer.parseInt(v);
+        case "--prompt-tokens" -> promptTokens = Integer.parseInt(v);
+        case "--prefill-step-tokens" -> prefillStep = Integer.parseInt(v);
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
@@ -52,6 +62,7 @@ public final class EngineBench {
         EngineOptions.defaults()
             .withIntraOpThreads(threads)
             .withMaxBatchRows(Math.max(16, maxLevel));
+    if (prefillStep >= 0) options = options.withPrefillStepTokens(prefillStep);
     try (BloomModel model = BloomModel.load(modelDir, options);
         Engine engine = new Engine(model, options)) {
       List<PrefixKv> prefixes = new ArrayList<>();
@@ -64,11 +75,30 @@ public final class EngineBench {
                 .kv());
       }
       int[] prompt = model.tokenizer().encode("Human: Greet the person.\nNia\n\nAssistant:");
+      if (promptTokens > 0) {
+        // A long context: the same words over and over, then the question.
+        int[] filler =
+            model.tokenizer().encode(" The river runs past the old mill and the fields.");
+        int[] longPrompt = new int[promptTokens];
+        for (int i = 0; i < promptTokens - prompt.length; i++) {
+          longPrompt[i] = filler[i % filler.length];
+        }
+        System.arraycopy(prompt, 0, longPrompt, promptTokens - prompt.length, prompt.length);
+        prompt = longPrompt;
+      }
+      System.err.printf(
+          Locale.ROOT,
+          "engine: %s, KV %s, prompt %d tokens, %d new%n",
+          modelDir,
+          model.contract().kvLayout(),
+          prompt.length,
+          newTokens);
       once(engine, prefixes, prompt, 1, 4); // warm-up: first runs allocate and JIT
       for (int c : levels) {
         double[] ttft = new double[reps];
         double[] decode = new double[reps];
         double[] aggregate = new double[reps];
+        double[] steady = new double[reps];
         for (int r = 0; r < reps; r++) {
           Run run = once(engine, prefixes, prompt, c, newTokens);
           long[] perStreamDecode = new long[c];
@@ -76,28 +106,38 @@ public final class EngineBench {
           ttft[r] = median(run.ttftNanos) / 1e6;
           decode[r] = (newTokens - 1) / (median(perStreamDecode) / 1e9);
           aggregate[r] = (double) c * newTokens / (run.wallNanos / 1e9);
+          steady[r] = run.steadyTokS;
         }
         System.out.printf(
             Locale.ROOT,
             "{\"subject\": \"engine\", \"concurrency\": %d, \"ttft_ms\": %.2f, \"decode_tok_s\": %.2f,"
-                + " \"aggregate_tok_s\": %.2f}%n",
+                + " \"aggregate_tok_s\": %.2f, \"steady_tok_s\": %.2f, \"kv\": \"%s\","
+                + " \"prompt_tokens\": %d}%n",
             c,
             median(ttft),
             median(decode),
-            median(aggregate));
+            median(aggregate),
+            median(steady),
+            model.contract().kvLayout(),
+            prompt.length);
       }
     }
   }
 
   private static Run once(Engine engine, List<PrefixKv> prefixes, int[] prompt, int c, int n) {
     List<CompletableFuture<Completion>> done = new ArrayList<>();
+    long[][] times = new long[c][n];
+    int[] counts = new int[c];
     long start = System.nanoTime();
     for (int i = 0; i < c; i++) {
       CompletableFuture<Completion> f = new CompletableFuture<>();
+      final int stream = i;
       TokenListener l =
           new TokenListener() {
             @Override
-            public void onToken(int tokenId, String text, float logprob) {}
+            public void onToken(int tokenId, String text, float logprob) {
+              if (counts[stream] < n) times[stream][counts[stream]++] = System.nanoTime();
+            }
 
             @Override
             public void onComplete(Completion completion) {
@@ -121,7 +161,23 @@ public final class EngineBench {
       ttft[i] = comp.firstTokenNanos();
       total[i] = comp.totalNanos();
     }
-    return new Run(System.nanoTime() - start, ttft, total);
+    long from = Long.MIN_VALUE;
+    long to = Long.MAX_VALUE;
+    for (int i = 0; i < c; i++) {
+      from = Math.max(from, times[i][0]);
+      to = Math.min(to, times[i][counts[i] - 1]);
+    }
+    double steady = Double.NaN;
+    if (to > from) {
+      long tokens = 0;
+      for (int i = 0; i < c; i++) {
+        for (int k = 0; k < counts[i]; k++) {
+          if (times[i][k] > from && times[i][k] <= to) tokens++;
+        }
+      }
+      steady = tokens / ((to - from) / 1e9);
+    }
+    return new Run(System.nanoTime() - start, ttft, total, steady);
   }
 
   private static double median(long[] v) {

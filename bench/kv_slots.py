@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Decode-step cost of the standard graph (present = concat(past, new)) against the slot graph
+(GroupQueryAttention writing in place), one after the other in one process, on the same weights.
+
+    trainer/python/.venv/bin/python bench/kv_slots.py \\
+        --standard bench/models/bloom-560m-random/model --slots bench/models/bloom-560m-slots
+
+The slot graph is made with `python -m prefixgate_trainer.slot_graph MODEL_DIR OUT_DIR`. KV values
+are random (a step's cost does not depend on them; exactness is tested on the fixtures, see
+trainer/python/tests/test_slot_graph.py). Each scenario lists the rows' context lengths; the
+standard graph runs them as one batch at the widest row's width, as the engine does today. It
+prints the median step time of --steps steps (after one warm-up), interleaving the two graphs
+--reps times, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+SCENARIOS = {  # rows x context tokens
+    "1x40": [40],
+    "8x40": [40] * 8,
+    "8x1000": [1000] * 8,
+    "4x40+4x1000": [40] * 4 + [1000] * 4,
+    "7x40+1x1900": [40] * 7 + [1900],
+    "16x1000": [1000] * 16,
+}
+
+
+def session(model_dir: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+
+
+def standard_steps(sess: ort.InferenceSession, cfg: dict[str, int], lens: list[int], steps: int) -> list[float]:
+    n_layer, n_head = cfg["n_layer"], cfg["n_head"]
+    d = cfg["hidden_size"] // n_head
+    b, t = len(lens), max(lens)
+    rng = np.random.default_rng(0)
+    past = [rng.standard_normal((b, n_head, t, d), dtype=np.float32) * 0.1 for _ in range(2 * n_layer)]
+    mask = np.zeros((b, t + 1), np.int64)
+    for r, n in enumerate(lens):
+        mask[r, t - n:] = 1
+    times = []
+    for _ in range(steps + 1):
+        feeds: dict[str, np.ndarray] = {"input_ids": np.full((b, 1), 5, np.int64), "attention_mask": mask}
+        for i in range(n_layer):
+            feeds[f"past_key_values.{i}.key"] = past[2 * i]
+            feeds[f"past_key_values.{i}.value"] = past[2 * i + 1]
+        t0 = time.perf_counter()
+        out = sess.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+        past = list(out[1:])
+        mask = np.concatenate([mask, np.ones((b, 1), np.int64)], axis=1)
+    return times[1:]
+
+
+def slot_steps(sess: ort.InferenceSession, cfg: dict[str, int], lens: list[int], steps: int) -> list[float]:
+    n_layer, n_head = cfg["n_layer"], cfg["n_head"]
+    d = cfg["hidden_size"] // n_head
+    b, cap = len(lens), max(lens) + steps + 2
+    rng = np.random.default_rng(0)
+    arena = [rng.standard_normal((b, n_head, cap, d), dtype=np.float32) * 0.1 for _ in range(2 * n_layer)]
+    views = [ort.OrtValue.ortvalue_from_numpy(a) for a in arena]
+    cur = list(lens)
+    times = []
+    for _ in range(steps + 1):
+        cur = [n + 1 for n in cur]
+        io = sess.io_binding()
+        io.bind_cpu_input("input_ids", np.full((b, 1), 5, np.int64))
+        io.bind_cpu_input("seqlens_k", np.array([n - 1 for n in cur], np.int32))
+        io.bind_cpu_input("total_sequence_length", np.array(max(cur), np.int32))
+        for i in range(n_layer):
+            for j, kind in enumerate(("key", "value")):
+                io.bind_ortvalue_input(f"past_key_values.{i}.{kind}", views[2 * i + j])
+                io.bind_ortvalue_output(f"present.{i}.{kind}", views[2 * i + j])
+        io.bind_output("logits")
+        t0 = time.perf_counter()
+        sess.run_with_iobinding(io)
+        io.copy_outputs_to_cpu()
+        times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--standard", type=Path, required=True)
+    ap.add_argument("--slots", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scenarios", default="1x40,8x40,8x1000,4x40+4x1000,7x40+1x1900",
+                    help=f"comma-separated, of {', '.join(SCENARIOS)}")
+    a = ap.parse_args()
+    cfg = json.loads((a.standard / "config.json").read_text())
+    std, slots = session(a.standard, a.threads), session(a.slots, a.threads)
+    kv_token = 2 * cfg["n_layer"] * cfg["hidden_size"] * 4
+    print(f"KV per token: {kv_token / 1024:.0f} KiB; threads {a.threads}; {a.steps} steps x {a.reps} reps", flush=True)
+    print("| scenario | KV live MiB | standard KV moved per step MiB | standard step ms | slots step ms | standard / slots |")
+    print("|---|---|---|---|---|---|")
+    for name in a.scenarios.split(","):
+        lens = SCENARIOS[name]
+        s_t: list[float] = []
+        g_t: list[float] = []
+        for _ in range(a.reps):
+            s_t += standard_steps(std, cfg, lens, a.steps)
+            g_t += slot_steps(slots, cfg, lens, a.steps)
+        s, g = statistics.median(s_t) * 1e3, statistics.median(g_t) * 1e3
+        live = sum(lens) * kv_token / 2**20
+        moved = 2 * len(lens) * max(lens) * kv_token / 2**20  # read past + write present, every row at the widest
+        print(f"| {name} | {live:.0f} | {moved:.0f} | {s:.1f} | {g:.1f} | {s / g:.2f} |", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
