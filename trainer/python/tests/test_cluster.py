@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ FIXTURES = ROOT / "trainer" / "fixtures"
 BALANCER = "http://127.0.0.1:18080"
 REPLICAS = ("http://127.0.0.1:18081", "http://127.0.0.1:18082")
 ADMIN = {"Authorization": "Bearer pg-admin-cluster"}
+CLUSTER_ENV: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +34,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         pytest.skip("trainer worker not built")
     state = tmp_path_factory.mktemp("cluster")
     run = uuid.uuid4().hex[:8]
-    env = {**os.environ, "PREFIXGATE_CLUSTER_DIR": str(state), "PREFIXGATE_CLUSTER_TOPICS": f"pytest-{run}",
-           "PREFIXGATE_CLUSTER_DB": f"prefixgate_cluster_{run}"}
+    CLUSTER_ENV.update({"PREFIXGATE_CLUSTER_TOPICS": f"pytest-{run}",
+                        "PREFIXGATE_CLUSTER_DB": f"prefixgate_cluster_{run}"})
+    env = {**os.environ, "PREFIXGATE_CLUSTER_DIR": str(state), **CLUSTER_ENV}
     try:
         subprocess.run([str(CLUSTER), "start"], check=True, env=env, timeout=300)
         yield state
@@ -99,3 +102,62 @@ def psql_db(state: Path) -> str:
     marker = "Database: jdbc:postgresql://"
     line = next(ln for ln in log.splitlines() if marker in ln)
     return line.split(marker, 1)[1].split("/", 1)[1].split(" ", 1)[0]
+
+
+STARTED = threading.Event()  # set by the first streamed line of any client
+
+
+def stream_once(key: str) -> bool:
+    """One streamed chat through the balancer; True when it ended with `data: [DONE]`."""
+    body = {"model": "js", "stream": True, "temperature": 0, "max_tokens": 48, "ignore_eos": True,
+            "messages": [{"role": "user", "content": "Tell me about Ada"}]}
+    try:
+        with httpx.stream("POST", BALANCER + "/v1/chat/completions", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {key}"}) as r:
+            if r.status_code != 200:
+                return False
+            for line in r.iter_lines():
+                STARTED.set()
+                if line == "data: [DONE]":
+                    return True
+    except httpx.HTTPError:
+        pass
+    return False
+
+
+
+def test_a_replica_killed_under_streaming_load_loses_no_client(cluster: Path) -> None:
+    """16 streaming clients through the balancer; one replica is SIGKILLed while they stream. Every
+    client that retries (up to 3 times) through the balancer finishes; the replica restarts and serves."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = httpx.post(BALANCER + "/admin/tenants", headers=ADMIN, json={"id": "survivor"}, timeout=30)
+    assert r.status_code == 201, r.text
+    key = r.json()["apiKey"]
+    assert upload(BALANCER, "survivor", "js", "initech").status_code == 201
+    for url in REPLICAS:
+        deadline = time.monotonic() + 5
+        while served(url, key, "js") != "js@1":
+            assert time.monotonic() < deadline, url
+            time.sleep(0.05)
+
+    def client() -> int:
+        for attempt in range(1, 4):
+            if stream_once(key):
+                return attempt
+        return 0
+
+    STARTED.clear()
+    pid = int((cluster / "gateway-1.pid").read_text())
+    with ThreadPoolExecutor(16) as pool:
+        results = [pool.submit(client) for _ in range(16)]
+        assert STARTED.wait(60), "no stream started"
+        os.kill(pid, 9)
+        attempts = [f.result(timeout=300) for f in results]
+    assert 0 not in attempts, f"clients that never finished: {attempts}"
+    assert max(attempts) > 1, "the kill broke no stream: it did not test anything"
+    print(f"[cluster] attempts per client after the kill: {sorted(attempts)}")
+    env = {**os.environ, "PREFIXGATE_CLUSTER_DIR": str(cluster)}
+    env.update(CLUSTER_ENV)
+    subprocess.run([str(CLUSTER), "start"], check=True, env=env, timeout=300)
+    assert served(REPLICAS[0], key, "js") == "js@1", "the restarted replica converged"
