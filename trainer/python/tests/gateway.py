@@ -130,6 +130,17 @@ def publish(topic: str, key: str, value: str, user: str = "trainer") -> None:
     )
 
 
+def create_topic(name: str, user: str) -> None:
+    """Creates a topic, logged in as `user`, unless it exists. Deployments create topics before
+    consumers start; the trainer may not create the retrain topic (no CREATE ACL), and a worker
+    whose first metadata request comes before the topic exists gets TOPIC_AUTHORIZATION_FAILED."""
+    subprocess.run(
+        [str(KAFKA), "tool", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", BOOTSTRAP,
+         "--command-config", client_config(user), "--create", "--if-not-exists", "--topic", name],
+        check=True, capture_output=True, timeout=60,
+    )
+
+
 WORKER_JAR = ROOT / "trainer" / "target" / "prefixgate-trainer-worker.jar"
 
 
@@ -141,6 +152,7 @@ def start_worker(topics: str, log: Path, gateway_url: str = "http://127.0.0.1:80
         pytest.skip("trainer worker not built (cd trainer && ../mvnw package)")
     import sys
 
+    create_topic(topic("retrain", topics), "ops")
     return subprocess.Popen(
         ["java", "-jar", str(WORKER_JAR), "--kafka-bootstrap", BOOTSTRAP,
          "--group-id", f"prefixgate-trainers-pytest-{topics}",
