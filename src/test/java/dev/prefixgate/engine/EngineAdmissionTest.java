@@ -35,19 +35,6 @@ class EngineAdmissionTest {
     return Arrays.copyOf(Fixtures.ints(Fixtures.goldenCase(id).get("new_ids")), n);
   }
 
-  /** A prompt of about {@code n} tokens: golden prompts back to back. */
-  private static int[] longPrompt(int n) {
-    int[] out = new int[n];
-    List<String> ids = Fixtures.caseIds();
-    int k = 0;
-    for (int i = 0; k < n; i++) {
-      for (int t : Fixtures.ints(Fixtures.goldenCase(ids.get(i % ids.size())).get("prompt_ids"))) {
-        if (k < n) out[k++] = t;
-      }
-    }
-    return out;
-  }
-
   private static String adapterCase() {
     for (String id : Fixtures.caseIds()) {
       if (Fixtures.prefixOf(Fixtures.goldenCase(id)) != null) return id;
@@ -76,7 +63,9 @@ class EngineAdmissionTest {
       long promptKvBytes = 600L * cfg.nHead() * cfg.headDim() * Float.BYTES;
       e.memory().injectFailureAbove(promptKvBytes / 2);
       Collector big = new Collector();
-      e.submit(new GenerationRequest("big", null, longPrompt(600), SamplingParams.greedy(4)), big);
+      e.submit(
+          new GenerationRequest("big", null, Fixtures.longPrompt(600), SamplingParams.greedy(4)),
+          big);
       running.open();
       Completion failed = big.await();
       assertEquals(FinishReason.ERROR, failed.reason());
@@ -90,7 +79,7 @@ class EngineAdmissionTest {
       Collector again = new Collector();
       e.submit(
           new GenerationRequest(
-              "big", null, longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
+              "big", null, Fixtures.longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
           again);
       assertEquals(FinishReason.LENGTH, again.await().reason());
     }
@@ -125,7 +114,7 @@ class EngineAdmissionTest {
     EngineOptions plain = EngineOptions.defaults().withMaxPrefillTokens(prefill);
     GenerationRequest first900 =
         new GenerationRequest(
-            "a", null, longPrompt(900), SamplingParams.greedy(80).withIgnoreEos(true));
+            "a", null, Fixtures.longPrompt(900), SamplingParams.greedy(80).withIgnoreEos(true));
     long budget;
     try (Engine probe = engine(plain)) {
       // Room for one such row (and its prefill), not for two.
@@ -141,7 +130,7 @@ class EngineAdmissionTest {
               () ->
                   e.submit(
                       new GenerationRequest(
-                          "a", null, longPrompt(1500), SamplingParams.greedy(100)),
+                          "a", null, Fixtures.longPrompt(1500), SamplingParams.greedy(100)),
                       new Collector()));
       assertTrue(never.getMessage().contains("engine's budget"), never.getMessage());
       Gate first = new Gate(1);
@@ -157,7 +146,9 @@ class EngineAdmissionTest {
               super.onToken(tokenId, piece, logprob);
             }
           };
-      e.submit(new GenerationRequest("b", null, longPrompt(900), SamplingParams.greedy(8)), second);
+      e.submit(
+          new GenerationRequest("b", null, Fixtures.longPrompt(900), SamplingParams.greedy(8)),
+          second);
       first.open();
       assertEquals(FinishReason.LENGTH, first.await().reason());
       assertEquals(FinishReason.LENGTH, second.await().reason());
@@ -215,7 +206,7 @@ class EngineAdmissionTest {
   void aLongPromptJoiningARunningBatchEqualsItselfAlone() {
     int n = Fixtures.golden().get("max_new_tokens").asInt();
     String id = baseCase();
-    int[] prompt = longPrompt(700);
+    int[] prompt = Fixtures.longPrompt(700);
     GenerationRequest longReq =
         new GenerationRequest(
             "long",
@@ -252,7 +243,10 @@ class EngineAdmissionTest {
       Gate running = new Gate(2);
       e.submit(
           new GenerationRequest(
-              "a", null, longPrompt(10), SamplingParams.greedy(runs + 20).withIgnoreEos(true)),
+              "a",
+              null,
+              Fixtures.longPrompt(10),
+              SamplingParams.greedy(runs + 20).withIgnoreEos(true)),
           running);
       running.awaitHeld();
       int[] runningTokensAtFirstToken = {-1};
@@ -266,7 +260,10 @@ class EngineAdmissionTest {
           };
       e.submit(
           new GenerationRequest(
-              "b", null, longPrompt(promptLen), SamplingParams.greedy(4).withIgnoreEos(true)),
+              "b",
+              null,
+              Fixtures.longPrompt(promptLen),
+              SamplingParams.greedy(4).withIgnoreEos(true)),
           longOne);
       running.open();
       assertEquals(FinishReason.LENGTH, longOne.await().reason());
@@ -308,7 +305,7 @@ class EngineAdmissionTest {
       Gate blocker = new Gate(1);
       e.submit(
           new GenerationRequest(
-              "busy", null, longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
+              "busy", null, Fixtures.longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
           blocker);
       blocker.awaitHeld();
       List<Collector> flood = new ArrayList<>();
@@ -318,7 +315,10 @@ class EngineAdmissionTest {
         try {
           e.submit(
               new GenerationRequest(
-                  "busy", null, longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
+                  "busy",
+                  null,
+                  Fixtures.longPrompt(8),
+                  SamplingParams.greedy(3).withIgnoreEos(true)),
               c);
           flood.add(c);
         } catch (QueueFullException full) {
@@ -340,7 +340,7 @@ class EngineAdmissionTest {
           };
       e.submit( // the queue is full, but quiet has nothing waiting: accepted
           new GenerationRequest(
-              "quiet", null, longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
+              "quiet", null, Fixtures.longPrompt(8), SamplingParams.greedy(3).withIgnoreEos(true)),
           quiet);
       blocker.open();
       assertEquals(FinishReason.LENGTH, quiet.await().reason());

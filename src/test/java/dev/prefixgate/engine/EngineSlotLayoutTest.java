@@ -54,18 +54,6 @@ class EngineSlotLayoutTest {
     return Arrays.copyOf(Fixtures.ints(Fixtures.goldenCase(id).get("new_ids")), n);
   }
 
-  private static int[] longPrompt(int n) {
-    int[] out = new int[n];
-    List<String> ids = Fixtures.caseIds();
-    int k = 0;
-    for (int i = 0; k < n; i++) {
-      for (int t : Fixtures.ints(Fixtures.goldenCase(ids.get(i % ids.size())).get("prompt_ids"))) {
-        if (k < n) out[k++] = t;
-      }
-    }
-    return out;
-  }
-
   @Test
   void theContractFindsTheSlotLayout() {
     assertEquals(GraphContract.KvLayout.SLOTS, model.contract().kvLayout());
@@ -142,7 +130,9 @@ class EngineSlotLayoutTest {
       long rowLayerBytes = 600L * cfg.nHead() * cfg.headDim() * Float.BYTES;
       e.memory().injectFailureAbove(rowLayerBytes); // the grown arena's first layer is larger
       Collector big = new Collector();
-      e.submit(new GenerationRequest("big", null, longPrompt(600), SamplingParams.greedy(4)), big);
+      e.submit(
+          new GenerationRequest("big", null, Fixtures.longPrompt(600), SamplingParams.greedy(4)),
+          big);
       running.open();
       Completion failed = big.await();
       assertEquals(FinishReason.ERROR, failed.reason());
@@ -154,7 +144,7 @@ class EngineSlotLayoutTest {
       Collector again = new Collector();
       e.submit(
           new GenerationRequest(
-              "big", null, longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
+              "big", null, Fixtures.longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true)),
           again);
       assertEquals(FinishReason.LENGTH, again.await().reason());
     }
@@ -173,7 +163,7 @@ class EngineSlotLayoutTest {
         new GenerationRequest(
             "long",
             Fixtures.adapter("globex").kv(),
-            longPrompt(700),
+            Fixtures.longPrompt(700),
             SamplingParams.greedy(12).withIgnoreEos(true));
     try (Engine e = engine(EngineOptions.defaults().withPrefillStepTokens(16))) {
       Collector alone = new Collector();

@@ -79,6 +79,19 @@ final class Fixtures {
     return a == null || a.isNull() ? null : adapter(a.asText()).kv();
   }
 
+  /** A prompt of {@code n} tokens: the golden prompts back to back. */
+  static int[] longPrompt(int n) {
+    int[] out = new int[n];
+    List<String> ids = caseIds();
+    int k = 0;
+    for (int i = 0; k < n; i++) {
+      for (int t : ints(goldenCase(ids.get(i % ids.size())).get("prompt_ids"))) {
+        if (k < n) out[k++] = t;
+      }
+    }
+    return out;
+  }
+
   private static JsonNode readJson(Path p) {
     try {
       return new ObjectMapper().readTree(Files.readAllBytes(p));
