@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="variants are measured in turn, this many times")
     parser.add_argument("--java", action="store_true", help="also Prefixgate's engine in-process")
-    parser.add_argument("--java-classpath", default="target/quarkus-app/lib/main/*:target/classes",
+    parser.add_argument("--java-classpath", default="target/quarkus-app/lib/main/*:target/classes:target/test-classes",
                         help="for --java (relative to the repository root); a copy keeps a long run safe from rebuilds")
     args = parser.parse_args()
 

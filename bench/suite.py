@@ -372,7 +372,7 @@ def main() -> None:
             template = ROOT / "bench" / "models" / "bloom-560m-random" / "adapter"
         adapters = synthetic_adapters(template, 16, ROOT / "bench" / "models" / f"synthetic-{name}-p8", 8)
         csv_adapters = ",".join(str(d) for d in adapters)
-        eng = json_lines(["java", "-cp", f"{ROOT}/target/quarkus-app/lib/main/*:{ROOT}/target/classes",
+        eng = json_lines(["java", "-cp", f"{ROOT}/target/quarkus-app/lib/main/*:{ROOT}/target/classes:{ROOT}/target/test-classes",
                           "dev.prefixgate.engine.EngineBench", "--model", str(model_dir), "--adapters", csv_adapters,
                           "--concurrency", ",".join(map(str, levels)), "--new-tokens", str(n), "--reps", str(reps)],
                          ROOT)

@@ -12,10 +12,11 @@ import java.util.concurrent.CompletableFuture;
  * In-process engine benchmark (no HTTP): for each concurrency level, that many greedy requests with
  * distinct adapters are submitted at once. Prints one JSON object per level with the medians over
  * the repetitions, in the same shape as {@code prefixgate_trainer.bench_ort} so a driver can
- * compare.
+ * compare. It lives in the test sources (a tool, not part of the served jar); bench/engine-bench
+ * builds and runs it.
  *
  * <pre>
- * java -cp 'target/quarkus-app/lib/main/*:target/classes' dev.prefixgate.engine.EngineBench \
+ * java -cp 'target/quarkus-app/lib/main/*:target/classes:target/test-classes' dev.prefixgate.engine.EngineBench \
  *     --model DIR --adapters A,B,C --concurrency 1,2,4,8 --new-tokens 64 --reps 3 --threads 0 \
  *     [--prompt-tokens 1000] [--prefill-step-tokens N]
  * </pre>
