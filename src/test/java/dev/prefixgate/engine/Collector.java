@@ -21,12 +21,33 @@ class Collector implements TokenListener {
     text.append(piece);
     pieces.add(piece);
     count++;
+    notifyAll();
   }
 
   @Override
   public synchronized void onComplete(Completion c) {
     text.append(c.trailingText());
     done.complete(c);
+    notifyAll();
+  }
+
+  /**
+   * Waits (on this collector's monitor, woken by each token) until at least {@code n} tokens
+   * arrived or the sequence ended; returns the count then.
+   */
+  synchronized int awaitTokens(int n) {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    try {
+      while (count < n && !done.isDone()) {
+        long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        if (left <= 0) throw new AssertionError("fewer than " + n + " tokens in 120 s");
+        wait(left);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+    return count;
   }
 
   Completion await() {

@@ -76,23 +76,39 @@ class EngineBehaviourTest {
   @Test
   void cancelFreesTheRowAtTheNextStep() throws Exception {
     try (Engine e = engine(EngineOptions.defaults().withMaxBatchRows(1))) {
-      Collector long1 = new Collector();
+      // Held at its 2nd token while the second request is queued, then at its 6th: four steps
+      // later, with the engine standing still, the second request must still be waiting.
+      Gate long1 = new Gate(2, 6);
       Engine.Handle h =
           e.submit(
               new GenerationRequest(
                   "a", null, PROMPT, SamplingParams.greedy(1000).withIgnoreEos(true)),
               long1);
-      while (long1.count < 2) Thread.sleep(1);
-      Collector next = new Collector();
+      long1.awaitHeld(2);
+      boolean[] firstDoneAtSecondsFirstToken = {false};
+      Collector next =
+          new Collector() {
+            @Override
+            public synchronized void onToken(int tokenId, String piece, float logprob) {
+              // Engine thread: the snapshot is exact.
+              if (count == 0) firstDoneAtSecondsFirstToken[0] = long1.done.isDone();
+              super.onToken(tokenId, piece, logprob);
+            }
+          };
       e.submit(
           new GenerationRequest("b", null, PROMPT, SamplingParams.greedy(4).withIgnoreEos(true)),
           next);
-      Thread.sleep(50);
-      assertFalse(next.done.isDone(), "only one row: the second request must wait");
+      long1.open(2);
+      long1.awaitHeld(6);
+      assertEquals(0, next.count, "only one row: the second request must wait");
+      assertFalse(next.done.isDone());
       h.cancel();
+      long1.open(6);
       assertEquals(FinishReason.CANCELLED, long1.await().reason());
       assertTrue(long1.count < 1000);
       assertEquals(FinishReason.LENGTH, next.await().reason());
+      assertTrue(
+          firstDoneAtSecondsFirstToken[0], "the second request started before the row was freed");
     }
   }
 
@@ -105,7 +121,7 @@ class EngineBehaviourTest {
               new GenerationRequest(
                   "a", null, PROMPT, SamplingParams.greedy(1000).withIgnoreEos(true)),
               running);
-      while (running.count < 1) Thread.sleep(1);
+      running.awaitTokens(1);
       Collector q1 = new Collector();
       Engine.Handle queued =
           e.submit(new GenerationRequest("a", null, PROMPT, SamplingParams.greedy(2)), q1);
@@ -130,12 +146,13 @@ class EngineBehaviourTest {
   void oneTenantsBurstDoesNotStarveAnother() throws Exception {
     try (Engine e = engine(EngineOptions.defaults().withMaxBatchRows(1))) {
       List<Collector> burst = new ArrayList<>();
-      Collector blocker = new Collector();
+      // Held at its first token until the burst and the quiet request are all queued.
+      Gate blocker = new Gate(1);
       e.submit(
           new GenerationRequest(
               "busy", null, PROMPT, SamplingParams.greedy(20).withIgnoreEos(true)),
           blocker);
-      while (blocker.count < 1) Thread.sleep(1);
+      blocker.awaitHeld();
       for (int i = 0; i < 6; i++) {
         Collector c = new Collector();
         e.submit(
@@ -159,6 +176,7 @@ class EngineBehaviourTest {
           new GenerationRequest(
               "quiet", null, PROMPT, SamplingParams.greedy(4).withIgnoreEos(true)),
           other);
+      blocker.open();
       other.await();
       assertTrue(
           burstDoneWhenQuietFinished[0] <= 1,

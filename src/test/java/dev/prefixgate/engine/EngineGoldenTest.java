@@ -110,8 +110,7 @@ class EngineGoldenTest {
       engine.submit(request(c, SamplingParams.greedy(n).withIgnoreEos(true)), out);
       outs.add(out);
       if (i > 0) {
-        Collector prev = outs.get(i - 1);
-        while (prev.count < 3 && !prev.done.isDone()) Thread.sleep(1);
+        outs.get(i - 1).awaitTokens(3);
       }
     }
     for (int i = 0; i < ids.size(); i++) {
