@@ -103,35 +103,14 @@ record CompletionRequest(
         optInt(
             body,
             chat && body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
-    if (maxTokens != null && maxTokens < 1) {
-      throw ApiError.invalid("max_tokens", "max_tokens must be at least 1, got " + maxTokens);
-    }
     double temperature = optNumber(body, "temperature", 1.0);
-    if (!(temperature >= 0 && temperature <= 2)) {
-      throw ApiError.invalid("temperature", "temperature must be in [0, 2], got " + temperature);
-    }
     double topP = optNumber(body, "top_p", 1.0);
-    if (!(topP > 0 && topP <= 1))
-      throw ApiError.invalid("top_p", "top_p must be in (0, 1], got " + topP);
     Integer topK = optInt(body, "top_k");
-    if (topK != null && topK < 0)
-      throw ApiError.invalid("top_k", "top_k must be >= 0, got " + topK);
     double penalty = optNumber(body, "repetition_penalty", 1.0);
-    if (!(penalty > 0 && penalty <= 10)) {
-      throw ApiError.invalid(
-          "repetition_penalty", "repetition_penalty must be in (0, 10], got " + penalty);
-    }
     Integer n = optInt(body, "n");
     if (n != null && n != 1) throw ApiError.invalid("n", "Only n=1 is supported, got " + n);
-    double[] penalties = new double[2];
-    String[] penaltyNames = {"presence_penalty", "frequency_penalty"};
-    for (int i = 0; i < 2; i++) {
-      double v = optNumber(body, penaltyNames[i], 0);
-      if (!(v >= -2 && v <= 2)) {
-        throw ApiError.invalid(penaltyNames[i], penaltyNames[i] + " must be in [-2, 2], got " + v);
-      }
-      penalties[i] = v;
-    }
+    double presencePenalty = optNumber(body, "presence_penalty", 0);
+    double frequencyPenalty = optNumber(body, "frequency_penalty", 0);
     boolean logprobs;
     int topLogprobs;
     if (chat) {
@@ -142,11 +121,6 @@ record CompletionRequest(
       logprobs = lp != null && lp.asBoolean(false);
       Integer top = optInt(body, "top_logprobs");
       topLogprobs = top == null ? 0 : top;
-      if (topLogprobs < 0 || topLogprobs > SamplingParams.MAX_TOP_LOGPROBS) {
-        throw ApiError.invalid(
-            "top_logprobs",
-            "top_logprobs must be in [0, " + SamplingParams.MAX_TOP_LOGPROBS + "], got " + top);
-      }
       if (topLogprobs > 0 && !logprobs) {
         throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs: true");
       }
@@ -165,6 +139,21 @@ record CompletionRequest(
       }
     }
     refuseMeaningChanging(body);
+    try {
+      // The ranges are the engine's (one copy, in SamplingParams); checked here so that a bad
+      // value is refused before tokenizing, naming the field.
+      SamplingParams.checkRanges(
+          maxTokens == null ? 1 : maxTokens,
+          temperature,
+          topK == null ? 0 : topK,
+          topP,
+          penalty,
+          topLogprobs,
+          presencePenalty,
+          frequencyPenalty);
+    } catch (SamplingParams.InvalidParameterException e) {
+      throw ApiError.invalid(e.parameter(), e.getMessage());
+    }
     Long seed = null;
     if (body.hasNonNull("seed")) {
       if (!body.get("seed").canConvertToLong() || !body.get("seed").isIntegralNumber()) {
@@ -199,8 +188,8 @@ record CompletionRequest(
         optBool(body, "return_token_ids"),
         logprobs,
         topLogprobs,
-        penalties[0],
-        penalties[1]);
+        presencePenalty,
+        frequencyPenalty);
   }
 
   static final int MAX_COMPLETION_LOGPROBS = 5;

@@ -65,31 +65,71 @@ public record SamplingParams(
         0);
   }
 
-  public SamplingParams {
-    if (maxNewTokens < 1) {
-      throw new IllegalArgumentException("max_new_tokens " + maxNewTokens + " must be >= 1");
+  /**
+   * A sampling parameter outside its range; {@link #parameter()} names it with the API's field
+   * name, and the message says the range and the value. The API answers it as a 400 on that field,
+   * so the ranges are written once, here.
+   */
+  public static final class InvalidParameterException extends IllegalArgumentException {
+    private final String parameter;
+
+    InvalidParameterException(String parameter, String range, Object value) {
+      super(parameter + " must be " + range + ", got " + value);
+      this.parameter = parameter;
     }
+
+    public String parameter() {
+      return parameter;
+    }
+  }
+
+  /**
+   * Checks every numeric range of a request (the compact constructor calls it too); the API calls
+   * it right after parsing so that a bad value is refused before any tokenizing or queueing.
+   *
+   * @throws InvalidParameterException naming the first parameter out of range
+   */
+  public static void checkRanges(
+      int maxNewTokens,
+      double temperature,
+      int topK,
+      double topP,
+      double repetitionPenalty,
+      int topLogprobs,
+      double presencePenalty,
+      double frequencyPenalty) {
+    if (maxNewTokens < 1)
+      throw new InvalidParameterException("max_tokens", "at least 1", maxNewTokens);
     if (!(temperature >= 0 && temperature <= 2)) {
-      throw new IllegalArgumentException("temperature " + temperature + " not in [0, 2]");
+      throw new InvalidParameterException("temperature", "in [0, 2]", temperature);
     }
-    if (topK < 0) throw new IllegalArgumentException("top_k " + topK + " must be >= 0");
-    if (!(topP > 0 && topP <= 1))
-      throw new IllegalArgumentException("top_p " + topP + " not in (0, 1]");
+    if (topK < 0) throw new InvalidParameterException("top_k", ">= 0", topK);
+    if (!(topP > 0 && topP <= 1)) throw new InvalidParameterException("top_p", "in (0, 1]", topP);
     if (!(repetitionPenalty > 0 && repetitionPenalty <= 10)) {
-      throw new IllegalArgumentException(
-          "repetition_penalty " + repetitionPenalty + " not in (0, 10]");
+      throw new InvalidParameterException("repetition_penalty", "in (0, 10]", repetitionPenalty);
     }
     if (topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) {
-      throw new IllegalArgumentException(
-          "top_logprobs " + topLogprobs + " not in [0, " + MAX_TOP_LOGPROBS + "]");
+      throw new InvalidParameterException(
+          "top_logprobs", "in [0, " + MAX_TOP_LOGPROBS + "]", topLogprobs);
     }
     if (!(presencePenalty >= -2 && presencePenalty <= 2)) {
-      throw new IllegalArgumentException("presence_penalty " + presencePenalty + " not in [-2, 2]");
+      throw new InvalidParameterException("presence_penalty", "in [-2, 2]", presencePenalty);
     }
     if (!(frequencyPenalty >= -2 && frequencyPenalty <= 2)) {
-      throw new IllegalArgumentException(
-          "frequency_penalty " + frequencyPenalty + " not in [-2, 2]");
+      throw new InvalidParameterException("frequency_penalty", "in [-2, 2]", frequencyPenalty);
     }
+  }
+
+  public SamplingParams {
+    checkRanges(
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        repetitionPenalty,
+        topLogprobs,
+        presencePenalty,
+        frequencyPenalty);
     stop = stop == null ? List.of() : List.copyOf(stop);
     if (stop.size() > MAX_STOP_SEQUENCES) {
       throw new IllegalArgumentException(
