@@ -10,6 +10,7 @@ import dev.prefixgate.adapter.AdapterVersion;
 import dev.prefixgate.adapter.ModelResolver;
 import dev.prefixgate.adapter.ServingDirectory;
 import dev.prefixgate.engine.BloomModel;
+import dev.prefixgate.engine.ContextWindow;
 import dev.prefixgate.engine.Engine;
 import dev.prefixgate.engine.GenerationRequest;
 import dev.prefixgate.engine.ModelWeights;
@@ -145,42 +146,22 @@ public class OpenAiRoutes {
       boolean chat) {
     int[] ids = bloom.tokenizer().encode(req.prompt());
     int prefix = model.lease() == null ? 0 : model.lease().kv().length();
-    int limit = config.engine().maxContext();
-    if (req.maxTokens() != null && req.maxTokens() > limit) {
+    int maxTokens;
+    try {
+      maxTokens =
+          engine
+              .contextWindow()
+              .completionBudget(
+                  prefix, ids.length, req.maxTokens(), config.engine().defaultMaxTokens());
+    } catch (ContextWindow.ExceededException e) {
       throw new ApiError(
           400,
           "invalid_request_error",
           "context_length_exceeded",
-          "max_tokens",
-          "max_tokens "
-              + req.maxTokens()
-              + " is over this model's context limit of "
-              + limit
-              + " tokens");
-    }
-    // In long: a client's max_tokens near 2^31 must not wrap the sum into a pass.
-    long room = (long) limit - prefix - ids.length;
-    int maxTokens =
-        req.maxTokens() != null
-            ? req.maxTokens()
-            : (int) Math.max(0, Math.min(config.engine().defaultMaxTokens(), room));
-    if (maxTokens < 1 || (long) prefix + ids.length + maxTokens > limit) {
-      throw new ApiError(
-          400,
-          "invalid_request_error",
-          "context_length_exceeded",
-          req.maxTokens() == null ? "messages" : "max_tokens",
-          "This model's maximum context length is "
-              + limit
-              + " tokens. However, you requested "
-              + ((long) prefix + ids.length + Math.max(maxTokens, 1))
-              + " tokens ("
-              + prefix
-              + " in the adapter prefix, "
-              + ids.length
-              + " in the prompt, "
-              + Math.max(maxTokens, 1)
-              + " for the completion).");
+          e.completionAlone() || req.maxTokens() != null
+              ? "max_tokens"
+              : chat ? "messages" : "prompt",
+          e.getMessage());
     }
     SamplingParams params =
         new SamplingParams(

@@ -206,6 +206,11 @@ public final class Engine implements AutoCloseable {
     return memory;
   }
 
+  /** The context limit every submitted request is checked against. */
+  public ContextWindow contextWindow() {
+    return new ContextWindow(options.maxContext());
+  }
+
   /**
    * Queues a request.
    *
@@ -215,19 +220,8 @@ public final class Engine implements AutoCloseable {
    */
   public Handle submit(GenerationRequest request, TokenListener listener) {
     if (!running) throw new IllegalStateException("engine is closed");
-    if (request.reservedTokens() > options.maxContext()) {
-      throw new IllegalArgumentException(
-          "prefix ("
-              + request.prefixLength()
-              + ") + prompt ("
-              + request.promptIds().length
-              + ") + max_new_tokens ("
-              + request.params().maxNewTokens()
-              + ") = "
-              + request.reservedTokens()
-              + " tokens exceeds the context limit of "
-              + options.maxContext());
-    }
+    contextWindow()
+        .check(request.prefixLength(), request.promptIds().length, request.params().maxNewTokens());
     for (int id : request.promptIds()) {
       if (id < 0 || id >= cfg.vocabSize()) {
         throw new IllegalArgumentException(

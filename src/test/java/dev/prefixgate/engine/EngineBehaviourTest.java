@@ -197,7 +197,7 @@ class EngineBehaviourTest {
                       new GenerationRequest(
                           "a", Fixtures.adapter("globex").kv(), PROMPT, SamplingParams.greedy(60)),
                       new Collector()));
-      assertTrue(ex.getMessage().contains("exceeds the context limit of 64"), ex.getMessage());
+      assertTrue(ex.getMessage().contains("maximum context length is 64 tokens"), ex.getMessage());
       assertThrows(
           IllegalArgumentException.class,
           () ->
