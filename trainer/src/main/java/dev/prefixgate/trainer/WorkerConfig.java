@@ -1,5 +1,6 @@
 package dev.prefixgate.trainer;
 
+import dev.prefixgate.common.KafkaLogin;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -54,10 +55,6 @@ record WorkerConfig(
     String kafkaUsername,
     String kafkaPassword,
     String kafkaTruststore) {
-  static final java.util.Set<String> PROTOCOLS =
-      java.util.Set.of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL");
-  static final java.util.Set<String> MECHANISMS =
-      java.util.Set.of("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN");
 
   /** Connection settings every Kafka client of the worker shares (addresses, transport, login). */
   java.util.Properties kafka() {
@@ -65,28 +62,12 @@ record WorkerConfig(
     p.put("bootstrap.servers", bootstrap);
     p.put("security.protocol", kafkaSecurityProtocol);
     if (kafkaSecurityProtocol.startsWith("SASL_")) {
-      String module =
-          kafkaSaslMechanism.equals("PLAIN")
-              ? "org.apache.kafka.common.security.plain.PlainLoginModule"
-              : "org.apache.kafka.common.security.scram.ScramLoginModule";
-      p.put("sasl.mechanism", kafkaSaslMechanism);
-      p.put(
-          "sasl.jaas.config",
-          module
-              + " required username=\""
-              + jaas(kafkaUsername)
-              + "\" password=\""
-              + jaas(kafkaPassword)
-              + "\";");
+      KafkaLogin.putSasl(p, kafkaSaslMechanism, kafkaUsername, kafkaPassword);
     }
     if (kafkaSecurityProtocol.endsWith("SSL") && !kafkaTruststore.isEmpty()) {
       p.put("ssl.truststore.location", kafkaTruststore);
     }
     return p;
-  }
-
-  private static String jaas(String v) {
-    return v.replace("\\", "\\\\").replace("\"", "\\\"");
   }
 
   /** The principal named as the producer of the events this worker publishes. */
@@ -149,16 +130,12 @@ record WorkerConfig(
                 + e.getMessage());
       }
     }
-    String protocol = get.apply("kafka-security-protocol", "SASL_SSL").strip().toUpperCase();
-    if (!PROTOCOLS.contains(protocol)) {
-      throw new IllegalArgumentException(
-          "kafka-security-protocol must be one of " + PROTOCOLS + ", got " + protocol);
-    }
-    String mechanism = get.apply("kafka-sasl-mechanism", "SCRAM-SHA-512").strip().toUpperCase();
-    if (!MECHANISMS.contains(mechanism)) {
-      throw new IllegalArgumentException(
-          "kafka-sasl-mechanism must be one of " + MECHANISMS + ", got " + mechanism);
-    }
+    String protocol =
+        KafkaLogin.protocol(
+            get.apply("kafka-security-protocol", "SASL_SSL"), "kafka-security-protocol");
+    String mechanism =
+        KafkaLogin.mechanism(
+            get.apply("kafka-sasl-mechanism", "SCRAM-SHA-512"), "kafka-sasl-mechanism");
     String kafkaUser = get.apply("kafka-username", "");
     if (protocol.startsWith("SASL_") && (kafkaUser.isEmpty() || kafkaPassword.isEmpty())) {
       throw new IllegalArgumentException(
