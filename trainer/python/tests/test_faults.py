@@ -1,8 +1,9 @@
 """Faults with real processes: the gateway SIGKILLed during uploads, the broker SIGKILLed during a
-retrain. Each test says what was lost; the target is nothing."""
+retrain and during adapter publishes. Each test says what was lost; the target is nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import struct
@@ -13,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from .gateway import ADMIN_KEY, KAFKA, ROOT, Gateway, require_broker, require_jar, start_worker
+from prefixgate_trainer.events import adapter_event
+
+from .gateway import ADMIN_KEY, KAFKA, ROOT, Gateway, publish, require_broker, require_jar, start_worker, topic
+
+# Runs alone, after the parallel lanes of deploy/local/test: they SIGKILL the shared broker.
+pytestmark = pytest.mark.exclusive
 
 FIXTURES = ROOT / "trainer" / "fixtures"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -156,3 +163,75 @@ def test_a_broker_killed_during_a_retrain_loses_and_duplicates_nothing(tmp_path:
         worker.terminate()
         worker.wait(timeout=30)
         g.stop()
+
+
+def test_a_broker_killed_during_adapter_publishes_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """Adapter events published one after another (each with the broker's console producer,
+    `--sync`, retried until acknowledged, as a publishing script would) while the broker is
+    SIGKILLed and restarted: every acknowledged event becomes exactly one version, and a record
+    the dying broker wrote but never acknowledged, published again, is not stored twice."""
+    require_jar()
+    require_broker()
+    g = Gateway(tmp_path / "gw").start()
+    config = (FIXTURES / "adapters" / "initech" / "adapter_config.json").read_bytes()
+    events = []
+    for i in range(6):
+        d = tmp_path / f"v{i}"
+        d.mkdir()
+        (d / "adapter_config.json").write_bytes(config)
+        (d / "adapter_model.safetensors").write_bytes(_variant(100 + i))
+        events.append(adapter_event("pub", "p", d, FIXTURES / "tiny-bloom"))
+    acknowledged: list[str] = []  # sha256 of each event the broker acknowledged
+    attempts = 0
+    try:
+        assert httpx.post(g.url + "/admin/tenants", headers=ADMIN, json={"id": "pub"}).status_code == 201
+        restarted = False
+        for i, event in enumerate(events):
+            deadline = time.time() + 180
+            while True:
+                attempts += 1
+                try:
+                    publish(topic("adapters", g.topics), "pub/p", json.dumps(event))
+                    break
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                    assert time.time() < deadline, f"event {i} was never acknowledged"
+            acknowledged.append(event["sha256"])
+            if i == 1 and not restarted:
+                # Event 2 goes out while the broker dies: its producer may have written it
+                # without an answer, and the retry after the restart sends the same bytes again.
+                pid = _kafka_pid()
+                sender = threading.Thread(target=lambda: _try_publish(g.topics, events[2]))
+                sender.start()
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid)
+                sender.join(timeout=90)
+                subprocess.run([str(KAFKA), "start"], check=True, timeout=180)
+                restarted = True
+        deadline = time.time() + 120
+        stored: list[dict[str, Any]] = []
+        while time.time() < deadline:
+            r = httpx.get(g.url + "/admin/tenants/pub/adapters/p", headers=ADMIN)
+            stored = r.json() if r.status_code == 200 else []
+            if {v["digest"] for v in stored} >= set(acknowledged):
+                break
+            time.sleep(0.5)
+        digests = [v["digest"] for v in stored]
+        lost = [d for d in acknowledged if d not in digests]
+        twice = sorted({d for d in digests if digests.count(d) > 1})
+        assert lost == [], f"acknowledged events lost: {lost}"
+        assert twice == [], f"events stored twice: {twice}"
+        assert sorted(v["version"] for v in stored) == list(range(1, len(acknowledged) + 1)), stored
+        assert all(v["source"] == "kafka" for v in stored), stored
+        assert httpx.get(g.url + "/admin/events/rejected", headers=ADMIN).json() == []
+        print(f"[faults] broker killed during publishes: {len(acknowledged)} events acknowledged in "
+              f"{attempts} attempts, {len(stored)} versions stored, lost 0, twice 0")
+    finally:
+        g.stop()
+
+
+def _try_publish(topics: str, event: dict[str, Any]) -> None:
+    """One publish attempt that may die with the broker; its outcome is not counted."""
+    try:
+        publish(topic("adapters", topics), "pub/p", json.dumps(event))
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        pass
