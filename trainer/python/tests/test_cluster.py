@@ -1,5 +1,7 @@
 """Two replicas behind HAProxy (deploy/local/cluster) act as one service: what is written through the
-balancer is served by both replicas, and an activation through one is honoured by the other within 1 s."""
+balancer is served by both replicas, an activation through one is honoured by the other within 1 s,
+a retrain requested through one is served by the other, and a replica killed under load loses no
+client."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,12 +20,18 @@ import pytest
 from .gateway import ROOT, WORKER_JAR, require_broker, require_jar
 from .test_postgres import psql, require_postgres
 
+# Runs alone, after the parallel lanes of deploy/local/test: its activation bound (1 s) and its
+# kill test want the machine to themselves.
+pytestmark = pytest.mark.exclusive
+
 CLUSTER = ROOT / "deploy" / "local" / "cluster"
 FIXTURES = ROOT / "trainer" / "fixtures"
 BALANCER = "http://127.0.0.1:18080"
 REPLICAS = ("http://127.0.0.1:18081", "http://127.0.0.1:18082")
 ADMIN = {"Authorization": "Bearer pg-admin-cluster"}
 CLUSTER_ENV: dict[str, str] = {}
+# As test_retrain_e2e: 150 steps on the initech data set make acme's adapter answer in JSON.
+RETRAIN = {"numVirtualTokens": 4, "maxSteps": 150, "batchSize": 8, "gradAccum": 1, "learningRate": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +82,8 @@ def test_writes_through_the_balancer_reach_both_replicas(cluster: Path) -> None:
         seen = {url: served(url, key, "js") for url in REPLICAS}
     assert all(v == "js@1" for v in seen.values()), seen
     # Both replicas answer behind the balancer (round robin), and both share one database.
-    assert psql(str(psql_db(cluster)), "select count(*) from adapter where tenant_id = 'clustered'") == "1"
+    db = CLUSTER_ENV["PREFIXGATE_CLUSTER_DB"]
+    assert psql(db, "select count(*) from adapter where tenant_id = 'clustered'") == "1"
 
 
 def test_an_activation_through_one_replica_holds_on_the_other_within_a_second(cluster: Path) -> None:
@@ -96,12 +106,37 @@ def test_an_activation_through_one_replica_holds_on_the_other_within_a_second(cl
     print(f"[cluster] an activation through A held on B after {(time.monotonic() - t0) * 1000:.0f} ms")
 
 
-def psql_db(state: Path) -> str:
-    """The cluster's database name, from the gateway's own log line (Flyway prints its URL)."""
-    log = (state / "gateway-1.log").read_text()
-    marker = "Database: jdbc:postgresql://"
-    line = next(ln for ln in log.splitlines() if marker in ln)
-    return line.split(marker, 1)[1].split("/", 1)[1].split(" ", 1)[0]
+def test_a_retrain_requested_through_one_replica_is_served_by_the_other(cluster: Path) -> None:
+    """The data set goes in through A, the retrain request through A; a worker of the group takes it
+    (it fetches the data set through the balancer), publishes the adapter, and B, which saw none of
+    the admin calls, reports the job done and serves the trained version."""
+    r = httpx.post(BALANCER + "/admin/tenants", headers=ADMIN, json={"id": "trained"}, timeout=30)
+    assert r.status_code == 201, r.text
+    key = r.json()["apiKey"]
+    a, b = REPLICAS
+    assert upload(a, "trained", "pirate", "acme").status_code == 201
+    ds = httpx.post(f"{a}/admin/tenants/trained/datasets?name=initech", timeout=30,
+                    headers={**ADMIN, "Content-Type": "application/x-ndjson"},
+                    content=(FIXTURES / "datasets" / "initech.jsonl").read_bytes())
+    assert ds.status_code == 201, ds.text
+    r = httpx.post(f"{a}/admin/tenants/trained/retrain", headers=ADMIN, timeout=30,
+                   json={"adapter": "pirate", "datasetId": ds.json()["id"], "hyperParameters": RETRAIN})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 300
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{b}/admin/jobs/{job_id}", headers=ADMIN, timeout=30).json()
+        if job.get("state") == "failed" or job.get("adapterVersion"):
+            break
+        time.sleep(0.5)
+    assert job.get("state") == "succeeded" and job.get("adapterVersion") == 2, job
+    assert served(b, key, "pirate") == "pirate@2"
+    r = httpx.post(f"{b}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=60,
+                   json={"model": "pirate", "temperature": 0,
+                         "messages": [{"role": "user", "content": "What color is the apple?"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"].strip() == '{"answer": "The apple is red"}'
 
 
 STARTED = threading.Event()  # set by the first streamed line of any client

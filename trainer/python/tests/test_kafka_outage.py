@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from prefixgate_trainer.events import adapter_event
 
 from .gateway import ADMIN_KEY, KAFKA, ROOT, Gateway, publish, require_broker, require_jar, topic
+
+# Runs alone, after the parallel lanes of deploy/local/test: it stops and restarts the shared broker.
+pytestmark = pytest.mark.exclusive
 
 FIXTURES = ROOT / "trainer" / "fixtures"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
