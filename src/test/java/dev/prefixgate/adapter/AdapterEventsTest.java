@@ -176,6 +176,24 @@ public class AdapterEventsTest {
     sendTo(TOPIC, e);
   }
 
+  /**
+   * Plays the trainer worker on the training-status topic: one status event for {@code requestId}
+   * ({@code digest} only on success), as RetrainTest and the playground's retrain test need it.
+   */
+  public static void sendStatus(
+      String requestId, String state, double progress, double loss, String digest)
+      throws Exception {
+    ObjectNode s =
+        JSON.createObjectNode()
+            .put("requestId", requestId)
+            .put("state", state)
+            .put("progress", progress)
+            .put("loss", loss)
+            .put("step", 3);
+    if (digest != null) s.put("digest", digest);
+    sendTo(STATUS, s);
+  }
+
   public static void sendTo(String topic, ObjectNode e) throws Exception {
     String key = e.path("tenant").asText("?") + "/" + e.path("adapter").asText("?");
     producer().send(new ProducerRecord<>(topic, key, e.toString())).get();

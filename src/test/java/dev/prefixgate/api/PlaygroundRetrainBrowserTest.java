@@ -38,19 +38,6 @@ class PlaygroundRetrainBrowserTest {
     if (browser != null) browser.close();
   }
 
-  static void status(String requestId, String state, double progress, double loss, String digest)
-      throws Exception {
-    ObjectNode s =
-        JSON.createObjectNode()
-            .put("requestId", requestId)
-            .put("state", state)
-            .put("progress", progress)
-            .put("loss", loss)
-            .put("step", 3);
-    if (digest != null) s.put("digest", digest);
-    AdapterEventsTest.sendTo(AdapterEventsTest.STATUS, s);
-  }
-
   @Test
   void aRetrainIsFollowedLiveUntilTheNewVersionAnswers() throws Exception {
     browser = PlaygroundBrowser.start(root);
@@ -84,7 +71,7 @@ class PlaygroundRetrainBrowserTest {
             .extract()
             .path("requestId");
 
-    status(requestId, "running", 50, 0.75, null);
+    AdapterEventsTest.sendStatus(requestId, "running", 50, 0.75, null);
     browser.await(d -> browser.text("job-state").equals("running"));
     browser.await(d -> "50".equals(browser.find("job-progress").getDomProperty("value")));
     assertEquals("0.7500", browser.text("job-loss"));
@@ -93,7 +80,7 @@ class PlaygroundRetrainBrowserTest {
     ObjectNode adapter = AdapterEventsTest.event(tenant, "style", "globex");
     adapter.put("requestId", requestId);
     AdapterEventsTest.send(adapter);
-    status(requestId, "succeeded", 100, 0.5, adapter.get("sha256").asText());
+    AdapterEventsTest.sendStatus(requestId, "succeeded", 100, 0.5, adapter.get("sha256").asText());
     String state =
         browser.await(
             d -> {

@@ -85,7 +85,7 @@ class RetrainTest {
 
     String requestId = job.get("requestId").asText();
     String jobUrl = "/admin/jobs/" + job.get("id").asText();
-    status(requestId, "running", 50, 0.75, null);
+    AdapterEventsTest.sendStatus(requestId, "running", 50, 0.75, null);
     Awaitility.await()
         .atMost(Duration.ofSeconds(30))
         .until(
@@ -104,7 +104,7 @@ class RetrainTest {
     ObjectNode adapter = AdapterEventsTest.event("k-retrain", "style", "globex");
     adapter.put("requestId", requestId);
     AdapterEventsTest.send(adapter);
-    status(requestId, "succeeded", 100, 0.5, adapter.get("sha256").asText());
+    AdapterEventsTest.sendStatus(requestId, "succeeded", 100, 0.5, adapter.get("sha256").asText());
     Awaitility.await()
         .atMost(Duration.ofSeconds(30))
         .until(
@@ -140,19 +140,6 @@ class RetrainTest {
         .then()
         .statusCode(400);
     given().auth().oauth2(ADMIN).get("/admin/jobs/" + UUID.randomUUID()).then().statusCode(404);
-  }
-
-  static void status(String requestId, String state, double progress, double loss, String digest)
-      throws Exception {
-    ObjectNode s =
-        JSON.createObjectNode()
-            .put("requestId", requestId)
-            .put("state", state)
-            .put("progress", progress)
-            .put("loss", loss)
-            .put("step", 3);
-    if (digest != null) s.put("digest", digest);
-    AdapterEventsTest.sendTo(AdapterEventsTest.STATUS, s);
   }
 
   static JsonNode readOne(String topic, String requestId) throws Exception {
