@@ -19,6 +19,7 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Request, token, latency, queue and memory metrics for {@code /q/metrics} (the table in
@@ -194,6 +195,51 @@ public class ApiMetrics {
                 .tag("adapter", adapter)
                 .tag("finish_reason", finish)
                 .register(registry));
+  }
+
+  /**
+   * Requests of one tenant/adapter pair in the engine: admitted but no token yet, and streaming.
+   */
+  private record AdapterLoad(AtomicInteger waiting, AtomicInteger running) {}
+
+  private final ConcurrentHashMap<String, AdapterLoad> loads = new ConcurrentHashMap<>();
+
+  private AdapterLoad load(String tenant, String model) {
+    String adapter = adapterLabel(tenant, model);
+    return loads.computeIfAbsent(
+        tenant + '|' + adapter,
+        k -> {
+          AdapterLoad l = new AdapterLoad(new AtomicInteger(), new AtomicInteger());
+          Gauge.builder("prefixgate.adapter.requests.waiting", l.waiting(), AtomicInteger::get)
+              .description("requests of this adapter admitted to the engine, no token yet")
+              .tag("tenant", tenant)
+              .tag("adapter", adapter)
+              .register(registry);
+          Gauge.builder("prefixgate.adapter.requests.running", l.running(), AtomicInteger::get)
+              .description("requests of this adapter emitting tokens")
+              .tag("tenant", tenant)
+              .tag("adapter", adapter)
+              .register(registry);
+          return l;
+        });
+  }
+
+  /** The engine took a request for {@code model} (it waits for its first token). */
+  void adapterAdmitted(String tenant, String model) {
+    load(tenant, model).waiting().incrementAndGet();
+  }
+
+  /** The request's first token: it moves from waiting to running. */
+  void adapterStarted(String tenant, String model) {
+    AdapterLoad l = load(tenant, model);
+    l.waiting().decrementAndGet();
+    l.running().incrementAndGet();
+  }
+
+  /** The request ended; {@code started} says whether {@link #adapterStarted} was called for it. */
+  void adapterFinished(String tenant, String model, boolean started) {
+    AdapterLoad l = load(tenant, model);
+    (started ? l.running() : l.waiting()).decrementAndGet();
   }
 
   void interToken(long nanos) {

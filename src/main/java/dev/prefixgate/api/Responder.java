@@ -47,6 +47,8 @@ final class Responder implements TokenListener {
   private boolean open; // started() ran: headers may be written
   private final List<ObjectNode> early = new ArrayList<>(); // chunks produced before started()
   private Completion earlyCompletion; // a completion that arrived before started()
+  private boolean firstToken; // a token arrived
+  private boolean counted; // adapterStarted was reported (the per-adapter running gauge)
 
   Responder(
       HttpServerResponse response,
@@ -83,6 +85,8 @@ final class Responder implements TokenListener {
   synchronized void started(Engine.Handle handle) {
     response.closeHandler(v -> handle.cancel());
     open = true;
+    metrics.adapterAdmitted(tenant, model.model());
+    if (firstToken) countRunning();
     if (response.closed()) {
       // The client left before the engine took the request: the close handler will never fire,
       // so cancel here. An ordinary disconnect, not a 500 (the soak found it counted as one).
@@ -176,6 +180,10 @@ final class Responder implements TokenListener {
 
   @Override
   public synchronized void onToken(int tokenId, String piece, float logprob) {
+    if (!firstToken) {
+      firstToken = true;
+      if (open) countRunning();
+    }
     long now = System.nanoTime();
     if (lastTokenNanos != 0) metrics.interToken(now - lastTokenNanos);
     lastTokenNanos = now;
@@ -194,6 +202,11 @@ final class Responder implements TokenListener {
     send(chunk);
   }
 
+  private void countRunning() {
+    counted = true;
+    metrics.adapterStarted(tenant, model.model());
+  }
+
   @Override
   public synchronized void onComplete(Completion c) {
     if (!open) {
@@ -202,6 +215,7 @@ final class Responder implements TokenListener {
     }
     model.close();
     metrics.completed(tenant, model.model(), c, promptTokens);
+    metrics.adapterFinished(tenant, model.model(), counted);
     if (response.closed()) return; // the client left: nobody to write to
     if (req.stream()) {
       finishStream(c);

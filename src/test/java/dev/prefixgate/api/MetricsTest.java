@@ -4,12 +4,19 @@ import static io.restassured.RestAssured.given;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
+import java.net.URL;
+import java.net.http.HttpResponse;
+import java.time.Duration;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.awaitility.Awaitility;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -85,6 +92,44 @@ class MetricsTest {
         .statusCode(200)
         .extract()
         .path("count");
+  }
+
+  @TestHTTPResource("/v1/chat/completions")
+  URL chatUrl;
+
+  /**
+   * The per-adapter load gauges: a stream that has emitted its first token counts as running for
+   * its tenant and adapter (and nowhere else), and once the client leaves both gauges go back to 0.
+   */
+  @Test
+  void aStreamCountsAsRunningForItsAdapterUntilItEnds() throws Exception {
+    String running = "prefixgate_adapter_requests_running";
+    String waiting = "prefixgate_adapter_requests_waiting";
+    String[] formal = {"tenant=\"globex\"", "adapter=\"formal\""};
+    String body =
+        "{\"model\":\"formal\",\"stream\":true,\"temperature\":0,\"max_tokens\":1500,"
+            + "\"ignore_eos\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    HttpResponse<Stream<String>> r =
+        Sse.CLIENT.send(
+            Sse.request(chatUrl.toString(), OpenAiApiTest.GLOBEX, body),
+            HttpResponse.BodyHandlers.ofLines());
+    assertEquals(200, r.statusCode());
+    try (Stream<String> lines = r.body()) {
+      Iterator<String> it = lines.iterator();
+      String first = it.next();
+      while (!first.contains("\"content\":\"") || first.contains("\"content\":\"\"")) {
+        first = it.next(); // the role chunk carries no text: wait for the first token's chunk
+      }
+      Map<String, Double> during = samples(scrape());
+      assertEquals(1, sum(during, running, formal), "the stream is running");
+      assertEquals(0, sum(during, waiting, formal));
+      assertEquals(0, sum(during, running, "tenant=\"acme\""), "nothing of acme runs");
+    }
+    // Closing the body drops the connection: the engine cancels the row at its next step.
+    Awaitility.await()
+        .atMost(Duration.ofSeconds(60))
+        .until(() -> sum(samples(scrape()), running, formal) == 0);
+    assertEquals(0, sum(samples(scrape()), waiting, formal));
   }
 
   @Test
