@@ -52,9 +52,6 @@ public class RetrainRequests {
     }
   }
 
-  /** Job states that no later event changes. */
-  static final Set<String> FINAL = Set.of("succeeded", "not_activated", "failed");
-
   @Inject PrefixgateConfig config;
   @Inject AdapterRegistry registry;
   @Inject Session db;
