@@ -27,6 +27,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.awaitility.Awaitility;
+import org.eclipse.microprofile.config.ConfigProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -369,7 +370,16 @@ class OpenAiApiTest {
         .get("/q/health/ready")
         .then()
         .statusCode(200)
-        .body(containsString("\"model\""));
+        .body(containsString("\"model\""))
+        // The test command runs this class on H2 and again on PostgreSQL (only the URL differs).
+        .body(
+            "checks.find { it.name == 'registry' }.data.databaseKind",
+            equalTo(
+                ConfigProvider.getConfig()
+                        .getValue("quarkus.datasource.jdbc.url", String.class)
+                        .startsWith("jdbc:postgresql:")
+                    ? "postgresql"
+                    : "h2"));
     given()
         .port(management)
         .get("/q/openapi")
