@@ -21,7 +21,7 @@ It prints a table and exits 1 when a check fails:
   * every revoked key got 401 and every re-issued one worked.
 
     trainer/python/.venv/bin/python bench/soak.py --streams 32 --minutes 30
-    trainer/python/.venv/bin/python bench/soak.py --ci          # 32 streams, 90 s
+    trainer/python/.venv/bin/python bench/soak.py --ci          # 32 streams, 2 minutes
     trainer/python/.venv/bin/python bench/soak.py --url http://127.0.0.1:8080 \\
         --management-url http://127.0.0.1:9000 --pid $(pgrep -f quarkus-run.jar)
 
@@ -889,7 +889,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--streams", type=int, default=32)
     ap.add_argument("--minutes", type=float, default=30)
-    ap.add_argument("--ci", action="store_true", help="the CI soak: 32 streams for 90 s")
+    ap.add_argument("--ci", action="store_true", help="the CI soak: 32 streams for 2 minutes")
     ap.add_argument("--url", help="a running gateway's public URL (default: start one)")
     ap.add_argument("--management-url", help="its management URL (/q/metrics); required with --url")
     ap.add_argument("--pid", type=int, help="the running gateway's pid, for RSS (with --url)")
@@ -910,7 +910,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if args.ci:
-        args.streams, args.minutes = 32, 1.5
+        args.streams, args.minutes = 32, 2.0
     if args.sample_seconds is None:
         args.sample_seconds = 2.0 if args.minutes <= 5 else 5.0
     own: OwnGateway | None = None

@@ -1,4 +1,4 @@
-"""The CI soak: bench/soak.py --ci (32 SSE streams for 90 s against the packaged gateway, with
+"""The CI soak: bench/soak.py --ci (32 SSE streams for 2 minutes against the packaged gateway, with
 disconnects, cancels, uploads, activation flips and key rotation) must pass all of its checks."""
 
 from __future__ import annotations
