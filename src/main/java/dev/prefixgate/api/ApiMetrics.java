@@ -198,48 +198,46 @@ public class ApiMetrics {
   }
 
   /**
-   * Requests of one tenant/adapter pair in the engine: admitted but no token yet, and streaming.
+   * Requests of one tenant/adapter pair in the engine: admitted but no token yet, and streaming. A
+   * request holds its pair from {@link #adapterAdmitted} on, so it looks the pair up once.
    */
-  private record AdapterLoad(AtomicInteger waiting, AtomicInteger running) {}
+  record AdapterLoad(AtomicInteger waiting, AtomicInteger running) {
+    /** The request's first token: it moves from waiting to running. */
+    void started() {
+      waiting.decrementAndGet();
+      running.incrementAndGet();
+    }
+
+    /** The request ended; {@code started} says whether {@link #started} was called for it. */
+    void finished(boolean started) {
+      (started ? running : waiting).decrementAndGet();
+    }
+  }
 
   private final ConcurrentHashMap<String, AdapterLoad> loads = new ConcurrentHashMap<>();
 
-  private AdapterLoad load(String tenant, String model) {
+  /** The engine took a request for {@code model}: it waits for its first token. */
+  AdapterLoad adapterAdmitted(String tenant, String model) {
     String adapter = adapterLabel(tenant, model);
-    return loads.computeIfAbsent(
-        tenant + '|' + adapter,
-        k -> {
-          AdapterLoad l = new AdapterLoad(new AtomicInteger(), new AtomicInteger());
-          Gauge.builder("prefixgate.adapter.requests.waiting", l.waiting(), AtomicInteger::get)
-              .description("requests of this adapter admitted to the engine, no token yet")
-              .tag("tenant", tenant)
-              .tag("adapter", adapter)
-              .register(registry);
-          Gauge.builder("prefixgate.adapter.requests.running", l.running(), AtomicInteger::get)
-              .description("requests of this adapter emitting tokens")
-              .tag("tenant", tenant)
-              .tag("adapter", adapter)
-              .register(registry);
-          return l;
-        });
-  }
-
-  /** The engine took a request for {@code model} (it waits for its first token). */
-  void adapterAdmitted(String tenant, String model) {
-    load(tenant, model).waiting().incrementAndGet();
-  }
-
-  /** The request's first token: it moves from waiting to running. */
-  void adapterStarted(String tenant, String model) {
-    AdapterLoad l = load(tenant, model);
-    l.waiting().decrementAndGet();
-    l.running().incrementAndGet();
-  }
-
-  /** The request ended; {@code started} says whether {@link #adapterStarted} was called for it. */
-  void adapterFinished(String tenant, String model, boolean started) {
-    AdapterLoad l = load(tenant, model);
-    (started ? l.running() : l.waiting()).decrementAndGet();
+    AdapterLoad load =
+        loads.computeIfAbsent(
+            tenant + '|' + adapter,
+            k -> {
+              AdapterLoad l = new AdapterLoad(new AtomicInteger(), new AtomicInteger());
+              Gauge.builder("prefixgate.adapter.requests.waiting", l.waiting(), AtomicInteger::get)
+                  .description("requests of this adapter admitted to the engine, no token yet")
+                  .tag("tenant", tenant)
+                  .tag("adapter", adapter)
+                  .register(registry);
+              Gauge.builder("prefixgate.adapter.requests.running", l.running(), AtomicInteger::get)
+                  .description("requests of this adapter emitting tokens")
+                  .tag("tenant", tenant)
+                  .tag("adapter", adapter)
+                  .register(registry);
+              return l;
+            });
+    load.waiting().incrementAndGet();
+    return load;
   }
 
   void interToken(long nanos) {

@@ -48,7 +48,7 @@ final class Responder implements TokenListener {
   private final List<ObjectNode> early = new ArrayList<>(); // chunks produced before started()
   private Completion earlyCompletion; // a completion that arrived before started()
   private boolean firstToken; // a token arrived
-  private boolean counted; // adapterStarted was reported (the per-adapter running gauge)
+  private ApiMetrics.AdapterLoad load; // this request's adapter gauges, from started() on
 
   Responder(
       HttpServerResponse response,
@@ -84,9 +84,9 @@ final class Responder implements TokenListener {
    */
   synchronized void started(Engine.Handle handle) {
     response.closeHandler(v -> handle.cancel());
+    load = metrics.adapterAdmitted(tenant, model.model());
+    if (firstToken) load.started();
     open = true;
-    metrics.adapterAdmitted(tenant, model.model());
-    if (firstToken) countRunning();
     if (response.closed()) {
       // The client left before the engine took the request: the close handler will never fire,
       // so cancel here. An ordinary disconnect, not a 500 (the soak found it counted as one).
@@ -182,7 +182,7 @@ final class Responder implements TokenListener {
   public synchronized void onToken(int tokenId, String piece, float logprob) {
     if (!firstToken) {
       firstToken = true;
-      if (open) countRunning();
+      if (load != null) load.started();
     }
     long now = System.nanoTime();
     if (lastTokenNanos != 0) metrics.interToken(now - lastTokenNanos);
@@ -202,11 +202,6 @@ final class Responder implements TokenListener {
     send(chunk);
   }
 
-  private void countRunning() {
-    counted = true;
-    metrics.adapterStarted(tenant, model.model());
-  }
-
   @Override
   public synchronized void onComplete(Completion c) {
     if (!open) {
@@ -215,7 +210,7 @@ final class Responder implements TokenListener {
     }
     model.close();
     metrics.completed(tenant, model.model(), c, promptTokens);
-    metrics.adapterFinished(tenant, model.model(), counted);
+    load.finished(firstToken);
     if (response.closed()) return; // the client left: nobody to write to
     if (req.stream()) {
       finishStream(c);
