@@ -103,8 +103,10 @@ public final class ImageBuild {
     requireDir(app.resolve("lib/boot"), "the fast-jar (./mvnw package -DskipTests)");
     AbsoluteUnixPath deployments = AbsoluteUnixPath.get(APP);
     JibContainerBuilder b = Jib.from(base);
-    b.addFileEntriesLayer(tree("fast-jar-boot-libs", app.resolve("lib/boot"), deployments.resolve("lib")));
-    b.addFileEntriesLayer(tree("fast-jar-libs", app.resolve("lib/main"), deployments.resolve("lib")));
+    b.addFileEntriesLayer(
+        tree("fast-jar-boot-libs", app.resolve("lib/boot"), deployments.resolve("lib")));
+    b.addFileEntriesLayer(
+        tree("fast-jar-libs", app.resolve("lib/main"), deployments.resolve("lib")));
     b.addFileEntriesLayer(
         FileEntriesLayer.builder()
             .setName("fast-jar-run")
