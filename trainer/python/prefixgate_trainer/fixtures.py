@@ -104,6 +104,8 @@ def _build(out: Path) -> None:
     # The same weights as a slot-layout graph (KV in place, GroupQueryAttention): no float kernels
     # run to make it, only the weights' bytes rearranged.
     slot_graph.export(model_dir, out / "tiny-bloom-slots")
+    # And as an append graph (slots read once, only the new columns' K/V returned; standard ops).
+    slot_graph.export(model_dir, out / "tiny-bloom-append", "append")
     print(f"base model ready ({time.time() - started:.0f}s)")
 
     base, hf_tok = load_base(model_dir)

@@ -44,6 +44,8 @@ from safetensors.numpy import load_file
 
 EXTERNAL_DATA_ABOVE = 1 << 30  # weights above this go to model.onnx.data (protobuf's 2 GiB limit)
 LAYOUT = "prefixgate-slots-1"
+APPEND_LAYOUT = "prefixgate-append-1"
+ATTENTIONS = ("gqa", "append")
 
 
 def alibi_slopes(n_head: int) -> np.ndarray:
@@ -79,7 +81,71 @@ class _Builder:
         return self.op(op_type, inputs, **attrs)[0]
 
 
-def build(model_dir: Path) -> onnx.ModelProto:
+def _append_masks(b: _Builder, n_head: int) -> tuple[str, str]:
+    """The append layout's bias and mask, shared by every layer: (alibi [B, H, 1, C+S], allowed
+    [B, 1, S, C+S] bool). Key columns are the slot's C columns (live where the mask is 1) followed
+    by the run's S new tokens; query t sees live slot columns and new tokens up to t. ALiBi is HF's
+    build_alibi_tensor: slope_h * ((cumsum(mask) - 1) * mask), so unused columns between a row's
+    live tokens and the new ones cost nothing in exactness."""
+    mask = "attention_mask"
+    axis_last = b.init("axis_last", np.array(-1, np.int64))
+    cum = b.op1("CumSum", [mask, axis_last])
+    pos = b.op1("Mul", [b.op1("Sub", [cum, b.init("one_i64", np.array(1, np.int64))]), mask])  # [B, T]
+    posf = b.op1("Cast", [b.op1("Unsqueeze", [pos, b.init("axes_1_2", np.array([1, 2], np.int64))])],
+                 to=TensorProto.FLOAT)  # [B, 1, 1, T]
+    slopes = b.init("alibi_slopes", alibi_slopes(n_head).reshape(1, n_head, 1, 1))
+    alibi = b.op1("Mul", [slopes, posf])  # [B, H, 1, T]
+    ids_shape = b.op1("Shape", ["input_ids"])
+    seq = b.op1("Gather", [ids_shape, b.init("idx_1", np.array(1, np.int64))], axis=0)  # S
+    total = b.op1("Gather", [b.op1("Shape", [mask]), b.init("idx_1b", np.array(1, np.int64))], axis=0)  # C+S
+    zero = b.init("zero_i64", np.array(0, np.int64))
+    step = b.init("step_i64", np.array(1, np.int64))
+    cols = b.op1("Range", [zero, total, step])  # [T]
+    # column j is visible to query t iff j <= C + t, with C = T - S
+    rows = b.op1("Add", [b.op1("Range", [zero, seq, step]), b.op1("Sub", [total, seq])])  # [S]: C + t
+    causal = b.op1("LessOrEqual", [b.op1("Unsqueeze", [cols, b.init("axes_0", np.array([0], np.int64))]),
+                                   b.op1("Unsqueeze", [rows, b.init("axes_1", np.array([1], np.int64))])])  # [S, T]
+    live = b.op1("Cast", [b.op1("Unsqueeze", [mask, b.init("axes_1_2b", np.array([1, 2], np.int64))])],
+                 to=TensorProto.BOOL)  # [B, 1, 1, T]
+    return alibi, b.op1("And", [live, causal])
+
+
+def _append_attention(b: _Builder, i: int, q: str, k: str, v: str, masks: tuple[str, str],
+                      n_head: int, head_dim: int, hidden: int) -> str:
+    """Attention that reads the slot's past once and returns only the new tokens' K/V (as
+    present.{i}.*), with standard ops and ORT's FusedMatMul (no transposed copy of past). Scores
+    as HF's BLOOM: alibi + q.k / sqrt(d), masked to float32's minimum, softmax in float32."""
+    alibi, allowed = masks
+    heads = b.init(f"h.{i}.heads_shape", np.array([0, 0, n_head, head_dim], np.int64))
+
+    def split_heads(t: str, out: str | None = None) -> str:
+        r = b.op1("Reshape", [t, heads])  # [B, S, H, d]
+        if out is None:
+            return b.op1("Transpose", [r], perm=[0, 2, 1, 3])
+        b.nodes.append(helper.make_node("Transpose", [r], [out], perm=[0, 2, 1, 3], name=f"Transpose_{out}"))
+        return out
+
+    qh = split_heads(q)
+    kh = split_heads(k, f"present.{i}.key")  # [B, H, S, d]
+    vh = split_heads(v, f"present.{i}.value")
+    scale = 1.0 / math.sqrt(head_dim)
+    s_past = b.op1("FusedMatMul", [qh, f"past_key_values.{i}.key"], domain="com.microsoft",
+                   transB=1, alpha=scale)  # [B, H, S, C]
+    s_new = b.op1("FusedMatMul", [qh, kh], domain="com.microsoft", transB=1, alpha=scale)  # [B, H, S, S]
+    scores = b.op1("Add", [b.op1("Concat", [s_past, s_new], axis=-1), alibi])
+    scores = b.op1("Where", [allowed, scores, b.init(f"h.{i}.fmin", np.array(np.finfo(np.float32).min, np.float32))])
+    probs = b.op1("Softmax", [scores], axis=-1)
+    c_len = b.op1("Shape", [f"past_key_values.{i}.key"], start=2, end=3)  # [C]
+    p_past, p_new = b.op("Split", [probs, b.op1("Concat", [c_len, b.op1("Shape", [kh], start=2, end=3)], axis=0)],
+                         n_out=2, axis=-1)
+    ctx = b.op1("Add", [b.op1("MatMul", [p_past, f"past_key_values.{i}.value"]), b.op1("MatMul", [p_new, vh])])
+    merged = b.op1("Transpose", [ctx], perm=[0, 2, 1, 3])  # [B, S, H, d]
+    return b.op1("Reshape", [merged, b.init(f"h.{i}.merge_shape", np.array([0, 0, hidden], np.int64))])
+
+
+def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention {attention!r} is not one of {ATTENTIONS}")
     cfg = json.loads((model_dir / "config.json").read_text())
     if cfg.get("model_type") != "bloom":
         raise ValueError(f"model_type {cfg.get('model_type')!r} is not bloom")
@@ -112,21 +178,24 @@ def build(model_dir: Path) -> onnx.ModelProto:
 
     x = layer_norm(x, "word_embeddings_layernorm")
 
-    # ALiBi: bias[0, h, s, j] = slope_h * j for j < total_sequence_length (GQA adds it after the
-    # 1/sqrt(d) scaling, as HF's baddbmm(alibi, q, k, beta=1, alpha=1/sqrt(d)) does).
-    slopes = b.init("alibi_slopes", alibi_slopes(n_head).reshape(1, n_head, 1, 1))
-    total64 = b.op1("Cast", ["total_sequence_length"], to=TensorProto.INT64)
-    zero = b.init("zero_i64", np.array(0, np.int64))
-    one = b.init("one_i64", np.array(1, np.int64))
-    positions = b.op1("Cast", [b.op1("Range", [zero, total64, one])], to=TensorProto.FLOAT)  # [T]
-    bias_1h1t = b.op1("Mul", [slopes, positions])  # [1, H, 1, T]
-    ids_shape = b.op1("Shape", ["input_ids"])
-    seq = b.op1("Slice", [ids_shape, b.init("i1", np.array([1], np.int64)),
-                          b.init("i2", np.array([2], np.int64))])  # [S]
-    bias_shape = b.op1("Concat", [b.init("one_h", np.array([1, n_head], np.int64)), seq,
-                                  b.op1("Reshape", [total64, b.init("shape_1", np.array([1], np.int64))])],
-                       axis=0)
-    alibi = b.op1("Expand", [bias_1h1t, bias_shape])  # [1, H, S, T]
+    if attention == "append":
+        attend = _append_masks(b, n_head)
+    else:
+        # ALiBi: bias[0, h, s, j] = slope_h * j for j < total_sequence_length (GQA adds it after the
+        # 1/sqrt(d) scaling, as HF's baddbmm(alibi, q, k, beta=1, alpha=1/sqrt(d)) does).
+        slopes = b.init("alibi_slopes", alibi_slopes(n_head).reshape(1, n_head, 1, 1))
+        total64 = b.op1("Cast", ["total_sequence_length"], to=TensorProto.INT64)
+        zero = b.init("zero_i64", np.array(0, np.int64))
+        one = b.init("one_i64", np.array(1, np.int64))
+        positions = b.op1("Cast", [b.op1("Range", [zero, total64, one])], to=TensorProto.FLOAT)  # [T]
+        bias_1h1t = b.op1("Mul", [slopes, positions])  # [1, H, 1, T]
+        ids_shape = b.op1("Shape", ["input_ids"])
+        seq = b.op1("Slice", [ids_shape, b.init("i1", np.array([1], np.int64)),
+                              b.init("i2", np.array([2], np.int64))])  # [S]
+        bias_shape = b.op1("Concat", [b.init("one_h", np.array([1, n_head], np.int64)), seq,
+                                      b.op1("Reshape", [total64, b.init("shape_1", np.array([1], np.int64))])],
+                           axis=0)
+        alibi = b.op1("Expand", [bias_1h1t, bias_shape])  # [1, H, S, T]
 
     for i in range(n_layer):
         p = f"h.{i}"
@@ -140,15 +209,18 @@ def build(model_dir: Path) -> onnx.ModelProto:
         qkv = linear(ln, p + ".self_attention.query_key_value", wqkv, bqkv)
         q, k, v = b.op("Split", [qkv, b.init(p + ".split", np.array([hidden] * 3, np.int64))],
                        n_out=3, axis=-1)
-        # The operator's own outputs are the graph's present tensors: only then can the caller's
-        # shared buffer reach it (an Identity in between would copy the whole KV every step).
-        attn = f"attn_{i}"
-        b.nodes.append(helper.make_node(
-            "GroupQueryAttention",
-            [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",
-             "total_sequence_length", "", "", "", alibi],
-            [attn, f"present.{i}.key", f"present.{i}.value"], name=f"GroupQueryAttention_{i}",
-            domain="com.microsoft", num_heads=n_head, kv_num_heads=n_head))
+        if attention == "append":
+            attn = _append_attention(b, i, q, k, v, attend, n_head, head_dim, hidden)
+        else:
+            # The operator's own outputs are the graph's present tensors: only then can the caller's
+            # shared buffer reach it (an Identity in between would copy the whole KV every step).
+            attn = f"attn_{i}"
+            b.nodes.append(helper.make_node(
+                "GroupQueryAttention",
+                [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",
+                 "total_sequence_length", "", "", "", alibi],
+                [attn, f"present.{i}.key", f"present.{i}.value"], name=f"GroupQueryAttention_{i}",
+                domain="com.microsoft", num_heads=n_head, kv_num_heads=n_head))
         x = b.op1("Add", [x, linear(attn, p + ".self_attention.dense")])
         ln2 = layer_norm(x, p + ".post_attention_layernorm")
         hmid = b.op1("Gelu", [linear(ln2, p + ".mlp.dense_h_to_4h")], approximate="tanh")
@@ -160,31 +232,41 @@ def build(model_dir: Path) -> onnx.ModelProto:
                            b.init("ax1", np.array([1], np.int64))])  # [B, 1, hidden]
     last = layer_norm(last, "ln_f")
     flat = b.op1("Reshape", [last, b.init("flat_shape", np.array([-1, hidden], np.int64))])
-    scores = b.op1("Gemm", [flat, emb], transB=1)  # [B, V], tied to the embeddings
+    if attention == "append":
+        # A transposed copy for MatMul, as optimum's graphs have it: ORT prepacks a constant MatMul
+        # weight once, where Gemm's transB re-reads [V, hidden] the slow way every run.
+        lm_head = b.init("lm_head_t", t("word_embeddings.weight").T)  # [hidden, V]
+        scores = b.op1("MatMul", [flat, lm_head])
+    else:
+        scores = b.op1("Gemm", [flat, emb], transB=1)  # [B, V], tied to the embeddings
     out_shape = b.init("logits_shape", np.array([-1, 1, vocab], np.int64))
     b.nodes.append(helper.make_node("Reshape", [scores, out_shape], ["logits"]))
 
     kv = ["B", n_head, "C", head_dim]
-    inputs = [
-        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "S"]),
-        helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["B"]),
-        helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
-    ]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "S"])]
+    if attention == "append":
+        inputs.append(helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["B", "C_plus_S"]))
+    else:
+        inputs += [helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["B"]),
+                   helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, [])]
+    new_kv = ["B", n_head, "S", head_dim]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", 1, vocab])]
     for i in range(n_layer):
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", TensorProto.FLOAT, kv))
-            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kind}", TensorProto.FLOAT, kv))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kind}", TensorProto.FLOAT,
+                                                         new_kv if attention == "append" else kv))
     graph = helper.make_graph(b.nodes, "bloom_slots", inputs, outputs, b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20),
                                                     helper.make_opsetid("com.microsoft", 1)],
                               producer_name="prefixgate_trainer.slot_graph")
     model.ir_version = 10
-    model.metadata_props.append(onnx.StringStringEntryProto(key="prefixgate.kv_layout", value=LAYOUT))
+    model.metadata_props.append(onnx.StringStringEntryProto(
+        key="prefixgate.kv_layout", value=APPEND_LAYOUT if attention == "append" else LAYOUT))
     return model
 
 
-def export(model_dir: Path, out_dir: Path) -> Path:
+def export(model_dir: Path, out_dir: Path, attention: str = "gqa") -> Path:
     """Writes the slot graph and copies the model directory's other files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in model_dir.iterdir():
@@ -196,7 +278,7 @@ def export(model_dir: Path, out_dir: Path) -> Path:
                 os.link(f, dst)  # the weights are gigabytes: share them where the file system can
             except OSError:
                 shutil.copy2(f, dst)
-    model = build(model_dir)
+    model = build(model_dir, attention)
     for stale in ("model.onnx", "model.onnx.data"):
         (out_dir / stale).unlink(missing_ok=True)
     size = sum(i.ByteSize() for i in model.graph.initializer)
@@ -212,8 +294,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir", type=Path, help="a model directory with model.safetensors and config.json")
     ap.add_argument("out_dir", type=Path)
+    ap.add_argument("--attention", choices=ATTENTIONS, default="gqa",
+                    help="gqa: GroupQueryAttention writes in place; append: standard ops read past once "
+                         "and return only the new tokens' K/V")
     a = ap.parse_args()
-    print(export(a.model_dir, a.out_dir))
+    print(export(a.model_dir, a.out_dir, a.attention))
 
 
 if __name__ == "__main__":

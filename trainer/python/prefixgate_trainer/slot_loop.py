@@ -1,9 +1,10 @@
-"""A plain ONNX Runtime loop over the slot graph (prefixgate_trainer.slot_graph), KV in place.
+"""A plain ONNX Runtime loop over the slot graphs (prefixgate_trainer.slot_graph), KV in place.
 
 Row r owns slot r of one arena per layer and kind, [rows, H, C, d]; its prefix is written at
-columns [0, P) once, and from then on ONNX Runtime writes each new column itself, because `past` and
-`present` are bound to the same memory. Prompts run one row at a time (B = 1, the slot's own
-[1, H, C, d] view), decode steps run every row at once.
+columns [0, P) once. With the GroupQueryAttention graph ONNX Runtime writes each new column itself,
+because `past` and `present` are bound to the same memory; with the append graph the run returns
+only the new columns' K/V and the loop writes them into the slots. Prompts run one row at a time
+(B = 1, the slot's own [1, H, C, d] view), decode steps run every row at once.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ class SlotBloom:
         shape = (rows, self.n_head, capacity, self.head_dim)
         self.arena = [np.zeros(shape, np.float32) for _ in range(2 * self.n_layer)]
         self.lens = [0] * rows
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.append = meta.get("prefixgate.kv_layout") == "prefixgate-append-1"
 
     def _run(self, ids: np.ndarray, first: int, seqlens: list[int]) -> np.ndarray:
+        if self.append:
+            return self._run_append(ids, first, seqlens)
         b = ids.shape[0]
         io: Any = self.session.io_binding()  # onnxruntime's IOBinding has no type hints
         io.bind_cpu_input("input_ids", ids)
@@ -52,6 +57,23 @@ class SlotBloom:
         io.bind_output("logits")
         self.session.run_with_iobinding(io)  # type: ignore[no-untyped-call]
         logits: np.ndarray = io.copy_outputs_to_cpu()[-1]
+        return logits[:, 0, :]
+
+    def _run_append(self, ids: np.ndarray, first: int, seqlens: list[int]) -> np.ndarray:
+        b, s = ids.shape
+        mask = np.zeros((b, self.capacity + s), np.int64)
+        for r, after in enumerate(seqlens):
+            mask[r, :after - s] = 1
+        mask[:, self.capacity:] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        for i in range(self.n_layer):
+            feeds[f"past_key_values.{i}.key"] = self.arena[2 * i][first:first + b]
+            feeds[f"past_key_values.{i}.value"] = self.arena[2 * i + 1][first:first + b]
+        out = self.session.run(None, feeds)
+        for j in range(2 * self.n_layer):
+            for r, after in enumerate(seqlens):
+                self.arena[j][first + r, :, after - s:after] = out[1 + j][r]
+        logits: np.ndarray = out[0]
         return logits[:, 0, :]
 
     def prefill(self, row: int, prefix: PrefixKv | None, prompt: Sequence[int], chunk: int = 0) -> np.ndarray:
