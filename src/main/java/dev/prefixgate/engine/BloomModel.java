@@ -107,9 +107,11 @@ public final class BloomModel implements AutoCloseable {
                   + (model.contract.logitsLayout() == GraphContract.LogitsLayout.LAST_POSITION
                       ? "at the last position only"
                       : "at every position")
-                  + (model.contract.kvLayout() == GraphContract.KvLayout.SLOTS
-                      ? ", KV in place in fixed slots"
-                      : "")
+                  + switch (model.contract.kvLayout()) {
+                    case SLOTS -> ", KV in place in fixed slots";
+                    case APPEND -> ", KV in fixed slots, new columns appended";
+                    case CONCAT -> "";
+                  }
                   + ") on "
                   + "the "
                   + model.provider

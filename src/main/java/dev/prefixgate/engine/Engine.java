@@ -95,8 +95,11 @@ public final class Engine implements AutoCloseable {
   private FloatBuffer logits; // (rows, positions, vocab)
   private LongBuffer ids; // (rows, seq)
   private LongBuffer maskBuf; // (rows, past + seq)
-  // Slot layout (GraphContract.KvLayout.SLOTS): one arena, rows.get(i) in slot i, KV in place.
+  // Slot layouts (GraphContract.KvLayout.SLOTS, APPEND): one arena, rows.get(i) in slot i; with
+  // SLOTS ONNX Runtime writes new columns in place, with APPEND the engine copies them in.
   private final boolean slotLayout;
+  private final boolean appendLayout;
+  private FloatBuffer newKv; // APPEND: the run's new K/V, per layer and kind (b, n_head, seq, d)
   private final SlotArena slotKv;
   private final IntBuffer seqlens; // (rows) int32: each row's length after the run, minus 1
   private final IntBuffer totalLen; // scalar int32: the longest row's length after the run
@@ -124,7 +127,8 @@ public final class Engine implements AutoCloseable {
     this.spare = new KvArena("running KV");
     this.prefillIn = new KvArena("prefill KV");
     this.prefillOut = new KvArena("prefill KV");
-    this.slotLayout = contract.kvLayout() == GraphContract.KvLayout.SLOTS;
+    this.slotLayout = contract.kvLayout().slotted();
+    this.appendLayout = contract.kvLayout() == GraphContract.KvLayout.APPEND;
     this.slotKv = slotLayout ? new SlotArena() : null;
     this.seqlens = intBuffer(options.maxBatchRows());
     this.totalLen = intBuffer(1);
@@ -143,8 +147,8 @@ public final class Engine implements AutoCloseable {
                         + EngineMemory.mib(EngineMemory.directMemoryLimit())
                         + " MiB)")
                 + "; 1000 KV tokens in flight take "
-                + EngineMemory.mib(2 * kvBytesPerToken * 1000)
-                + " MiB (both arenas); logits "
+                + EngineMemory.mib((slotLayout ? 1 : 2) * kvBytesPerToken * 1000)
+                + (slotLayout ? " MiB (one arena); logits " : " MiB (both arenas); logits ")
                 + contract.logitsLayout()
                 + "; KV "
                 + contract.kvLayout());
@@ -397,6 +401,15 @@ public final class Engine implements AutoCloseable {
       long arena = Math.multiplyExact((long) rows * width, kvBytesPerToken);
       long vocabRow = (long) cfg.vocabSize() * Float.BYTES;
       long small = Long.BYTES * ((long) options.maxPrefillTokens() + options.maxBatchRows());
+      if (appendLayout) {
+        // The run's new K/V (a decode step's rows or a prefill run's columns) and the mask.
+        long newColumns = Math.max(options.maxBatchRows(), options.maxPrefillTokens());
+        small =
+            Math.addExact(
+                Math.addExact(small, Math.multiplyExact(newColumns, kvBytesPerToken)),
+                Math.multiplyExact(
+                    (long) Long.BYTES * rows, (long) width * 3 / 2 + options.maxPrefillTokens()));
+      }
       return Math.addExact(
           arena + arena / cfg.nLayer(), Math.addExact(options.maxBatchRows() * vocabRow, small));
     }
@@ -421,7 +434,8 @@ public final class Engine implements AutoCloseable {
   private List<List<Sequence>> prefillChunks(List<Sequence> admitted) {
     List<List<Sequence>> chunks = new ArrayList<>();
     if (slotLayout) {
-      // GroupQueryAttention appends several tokens to a past (the prefix) for one row at a time.
+      // GroupQueryAttention appends several tokens to a past (the prefix) for one row at a time;
+      // the append layout could take several, but shares the slot code's one-row prefill.
       for (Sequence s : admitted) chunks.add(List.of(s));
       return chunks;
     }
@@ -802,8 +816,15 @@ public final class Engine implements AutoCloseable {
     }
   }
 
-  /** One run over slots [first, first + b) with {@code seq} input columns per row. */
+  /**
+   * One run over slots [first, first + b) with {@code seq} input columns per row; {@code seqlens}
+   * holds each row's length after the run, minus 1.
+   */
   private void runSlots(int first, int b, int seq) throws OrtException {
+    if (appendLayout) {
+      runAppend(first, b, seq);
+      return;
+    }
     int heads = cfg.nHead();
     int d = cfg.headDim();
     long[] kvShape = {b, heads, slotKv.columns, d};
@@ -831,6 +852,72 @@ public final class Engine implements AutoCloseable {
     } finally {
       closeAll(in);
       closeAll(out);
+    }
+  }
+
+  /**
+   * The append layout's run: past is the slots' arena itself (read, never written by ONNX Runtime),
+   * the mask marks each row's live columns and the new ones, and the run's new K/V come back in
+   * {@link #newKv}; they are then copied to columns [len, len + seq) of each row's slot. A row's
+   * unused columns between its live ones and the capacity are masked out (ALiBi positions come from
+   * the mask's cumulative sum, so that is exact).
+   */
+  private void runAppend(int first, int b, int seq) throws OrtException {
+    int heads = cfg.nHead();
+    int d = cfg.headDim();
+    int cap = slotKv.columns;
+    int width = Math.addExact(cap, seq);
+    maskBuf = memory.ensure(maskBuf, Math.multiplyExact((long) b, width), "attention mask");
+    int perLayer = Math.multiplyExact(Math.multiplyExact(b * heads, seq), d);
+    newKv =
+        memory.ensure(newKv, Math.multiplyExact(2L * cfg.nLayer(), perLayer), "new KV of one run");
+    for (int r = 0; r < b; r++) {
+      int before = seqlens.get(r) + 1 - seq;
+      int row = r * width;
+      for (int c = 0; c < before; c++) maskBuf.put(row + c, 1L);
+      for (int c = before; c < cap; c++) maskBuf.put(row + c, 0L);
+      for (int c = cap; c < width; c++) maskBuf.put(row + c, 1L);
+    }
+    long[] kvShape = {b, heads, cap, d};
+    long[] newShape = {b, heads, seq, d};
+    Map<String, OnnxTensor> in = new HashMap<>();
+    Map<String, OnnxTensor> out = new HashMap<>();
+    try {
+      in.put(GraphContract.INPUT_IDS, tensor(ids, b, seq));
+      in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, width));
+      out.put(GraphContract.LOGITS, tensor(logits, b, 1, cfg.vocabSize()));
+      for (int layer = 0; layer < cfg.nLayer(); layer++) {
+        FloatBuffer k = slotKv.view(slotKv.keys[layer], first, b);
+        FloatBuffer v = slotKv.view(slotKv.values[layer], first, b);
+        in.put(contract.pastKey(layer), OnnxTensor.createTensor(model.env(), k, kvShape));
+        in.put(contract.pastValue(layer), OnnxTensor.createTensor(model.env(), v, kvShape));
+        out.put(
+            contract.presentKey(layer),
+            OnnxTensor.createTensor(
+                model.env(), newKv.slice(2 * layer * perLayer, perLayer), newShape));
+        out.put(
+            contract.presentValue(layer),
+            OnnxTensor.createTensor(
+                model.env(), newKv.slice((2 * layer + 1) * perLayer, perLayer), newShape));
+      }
+      model.run(in, out);
+    } finally {
+      closeAll(in);
+      closeAll(out);
+    }
+    int columns = seq * d;
+    for (int layer = 0; layer < cfg.nLayer(); layer++) {
+      for (int kv = 0; kv < 2; kv++) {
+        FloatBuffer dst = kv == 0 ? slotKv.keys[layer] : slotKv.values[layer];
+        int src = (2 * layer + kv) * perLayer;
+        for (int r = 0; r < b; r++) {
+          int at = (seqlens.get(r) + 1 - seq) * d;
+          for (int h = 0; h < heads; h++) {
+            dst.put(
+                slotKv.offset(first + r, h) + at, newKv, src + (r * heads + h) * columns, columns);
+          }
+        }
+      }
     }
   }
 
@@ -896,9 +983,11 @@ public final class Engine implements AutoCloseable {
     memory.release(logits);
     memory.release(ids);
     memory.release(maskBuf);
+    memory.release(newKv);
     logits = null;
     ids = null;
     maskBuf = null;
+    newKv = null;
     pastLen = 0;
   }
 

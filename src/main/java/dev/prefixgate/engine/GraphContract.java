@@ -26,6 +26,11 @@ public final class GraphContract {
   public static final String SEQLENS_K = "seqlens_k";
   public static final String TOTAL_SEQUENCE_LENGTH = "total_sequence_length";
 
+  /** Model metadata key {@code prefixgate_trainer.slot_graph} writes, and the append value. */
+  public static final String KV_LAYOUT_METADATA = "prefixgate.kv_layout";
+
+  public static final String APPEND_LAYOUT = "prefixgate-append-1";
+
   /** How the graph takes and returns the KV cache. */
   public enum KvLayout {
     /**
@@ -40,7 +45,21 @@ public final class GraphContract {
      * slot and the graph writes only the new columns (what {@code prefixgate_trainer.slot_graph}
      * writes, with GroupQueryAttention). A run appending several tokens to a past takes one row.
      */
-    SLOTS
+    SLOTS,
+    /**
+     * {@code past [batch, n_head, capacity, head_dim]} is the slots' arena, read once; {@code
+     * attention_mask [batch, capacity + seq]} marks each row's live columns [0, len) and the run's
+     * new tokens; {@code present [batch, n_head, seq, head_dim]} is only the new tokens' K/V, which
+     * the engine writes into each row's slot at [len, len + seq) (what {@code
+     * prefixgate_trainer.slot_graph --attention append} writes, with standard ops). Model metadata
+     * {@value #KV_LAYOUT_METADATA} = {@value #APPEND_LAYOUT} names it.
+     */
+    APPEND;
+
+    /** Whether each row keeps its KV in a fixed slot of one arena (slots or append). */
+    public boolean slotted() {
+      return this != CONCAT;
+    }
   }
 
   /** Which positions the graph's {@code logits} output covers. */
@@ -123,7 +142,12 @@ public final class GraphContract {
       Map<String, NodeInfo> out = session.getOutputInfo();
       expect(problems, "input", in, INPUT_IDS, OnnxJavaType.INT64, 2, -1);
       boolean slots = in.containsKey(SEQLENS_K) && !in.containsKey(ATTENTION_MASK);
-      if (slots) {
+      boolean append =
+          APPEND_LAYOUT.equals(session.getMetadata().getCustomMetadata().get(KV_LAYOUT_METADATA));
+      if (append) {
+        kvLayout = KvLayout.APPEND;
+        expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
+      } else if (slots) {
         kvLayout = KvLayout.SLOTS;
         expect(problems, "input", in, SEQLENS_K, OnnxJavaType.INT32, 1, -1);
         expect(problems, "input", in, TOTAL_SEQUENCE_LENGTH, OnnxJavaType.INT32, 0, -1);
@@ -137,7 +161,7 @@ public final class GraphContract {
         } else {
           logitsLayout = layoutOf(shape);
         }
-        if (slots && logitsLayout != LogitsLayout.LAST_POSITION) {
+        if ((slots || append) && logitsLayout != LogitsLayout.LAST_POSITION) {
           problems.add("a slot-layout graph must write logits [batch, 1, vocab]");
         }
       }

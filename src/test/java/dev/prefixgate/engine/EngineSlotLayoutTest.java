@@ -12,6 +12,7 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 
 /**
  * The engine on the committed slot-layout graph ({@code trainer/fixtures/tiny-bloom-slots}, the
@@ -19,25 +20,33 @@ import org.junit.jupiter.api.Test;
  * keeps its KV in a fixed slot and ONNX Runtime writes new columns in place. Every golden must stay
  * token-exact alone, decoded together with rows joining and leaving at different steps, with
  * prompts cut into several runs, and while the arena grows under a running row. A {@link Gate}
- * freezes the engine wherever a test needs a given state; nothing depends on timing.
+ * freezes the engine wherever a test needs a given state; nothing depends on timing. {@link
+ * EngineAppendLayoutTest} runs the same tests on the append graph.
  */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class EngineSlotLayoutTest {
-  private static BloomModel model;
+  private BloomModel model;
+
+  /** The committed graph under test. */
+  Path graph() {
+    return Path.of("trainer", "fixtures", "tiny-bloom-slots");
+  }
+
+  GraphContract.KvLayout layout() {
+    return GraphContract.KvLayout.SLOTS;
+  }
 
   @BeforeAll
-  static void load() {
-    model =
-        BloomModel.load(
-            Path.of("trainer", "fixtures", "tiny-bloom-slots"),
-            EngineOptions.defaults().withIntraOpThreads(1));
+  void load() {
+    model = BloomModel.load(graph(), EngineOptions.defaults().withIntraOpThreads(1));
   }
 
   @AfterAll
-  static void close() {
+  void close() {
     if (model != null) model.close();
   }
 
-  private static Engine engine(EngineOptions o) {
+  private Engine engine(EngineOptions o) {
     return new Engine(model, o.withIntraOpThreads(1));
   }
 
@@ -56,7 +65,7 @@ class EngineSlotLayoutTest {
 
   @Test
   void theContractFindsTheSlotLayout() {
-    assertEquals(GraphContract.KvLayout.SLOTS, model.contract().kvLayout());
+    assertEquals(layout(), model.contract().kvLayout());
     assertEquals(GraphContract.LogitsLayout.LAST_POSITION, model.contract().logitsLayout());
     assertEquals(GraphContract.KvLayout.CONCAT, Fixtures.model().contract().kvLayout());
   }
