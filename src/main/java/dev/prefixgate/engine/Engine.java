@@ -322,8 +322,10 @@ public final class Engine implements AutoCloseable {
     }
     if (prefilling == null && prefillQueue.isEmpty()) newcomers = List.of();
     if (anyDone()) {
-      if (slotLayout) compactSlots();
-      else rebuild(List.of());
+      if (slotLayout) {
+        compactSlots();
+        if (appendLayout) fitAppendArena();
+      } else rebuild(List.of());
     }
     runningRows = rows.size();
     if (rows.isEmpty()) {
@@ -687,7 +689,15 @@ public final class Engine implements AutoCloseable {
     try {
       int columns = s.request.reservedTokens();
       for (Sequence r : rows) columns = Math.max(columns, r.request.reservedTokens());
-      slotKv.ensure(slot + 1, columns);
+      if (appendLayout) {
+        // Every row's step reads all the arena's columns: size it by the live tokens (this
+        // prompt, the rows' lengths) and grow it as they lengthen, never past the reservations.
+        int live = s.request.prefixLength() + prompt;
+        for (Sequence r : rows) live = Math.max(live, r.len + 1);
+        slotKv.ensure(slot + 1, live, columns);
+      } else {
+        slotKv.ensure(slot + 1, columns);
+      }
       ids = memory.ensure(ids, seg, "prefill input ids");
       logits = memory.ensure(logits, cfg.vocabSize(), "prefill logits");
     } catch (EngineMemoryException | ArithmeticException e) {
@@ -793,9 +803,41 @@ public final class Engine implements AutoCloseable {
     rows.subList(n, rows.size()).clear();
   }
 
+  /**
+   * The append layout reads every column of the arena at every step: when the rows that stay (and a
+   * newcomer being prefilled) need less than half of it, it is re-made at their size (their live
+   * columns copied, one layer at a time).
+   */
+  private void fitAppendArena() {
+    int live = 1;
+    int cap = 1;
+    List<Sequence> stay = new ArrayList<>(rows);
+    if (prefilling != null) stay.addAll(prefilling);
+    for (Sequence s : stay) {
+      int need = s.len + 1;
+      if (s == (prefilling == null ? null : prefilling.get(0))) {
+        need = s.request.prefixLength() + s.request.promptIds().length;
+      }
+      live = Math.max(live, need);
+      cap = Math.max(cap, s.request.reservedTokens());
+    }
+    int target = Math.min(cap, Math.max(live, live + live / 2));
+    if (slotKv.columns > 2 * target) slotKv.remake(slotKv.slots, target);
+  }
+
   /** One token for every running row, each written at its own next column. */
   private void slotDecode() throws OrtException {
     int b = rows.size();
+    if (appendLayout) {
+      int live = 0;
+      int cap = 0;
+      for (Sequence s : rows) {
+        live = Math.max(live, s.len + 1);
+        cap = Math.max(cap, s.request.reservedTokens());
+      }
+      // Within the admission plan (rows x their widest reservation), so the budget holds.
+      slotKv.ensure(b, live, cap);
+    }
     int vocab = cfg.vocabSize();
     ids = memory.ensure(ids, b, "decode input ids");
     logits = memory.ensure(logits, (long) b * vocab, "decode logits");
@@ -1185,11 +1227,45 @@ public final class Engine implements AutoCloseable {
 
     /** At least {@code needSlots} slots of at least {@code needColumns} columns. */
     void ensure(int needSlots, int needColumns) {
+      ensure(needSlots, needColumns, options.maxContext());
+    }
+
+    /**
+     * At least {@code needSlots} slots of at least {@code needColumns} columns; growing by half,
+     * but to no more than {@code maxColumns} columns (the widest reservation).
+     */
+    void ensure(int needSlots, int needColumns, int maxColumns) {
       if (keys[0] != null && needSlots <= slots && needColumns <= columns) return;
       int s = Math.max(needSlots, Math.min(options.maxBatchRows(), slots + slots / 2));
-      int c = Math.max(needColumns, Math.min(options.maxContext(), columns + columns / 2));
+      int c =
+          Math.max(
+              needColumns,
+              Math.min(Math.min(options.maxContext(), maxColumns), columns + columns / 2));
       s = Math.max(s, slots);
       c = Math.max(c, columns);
+      if (!fits(s, c)) {
+        // The headroom is a convenience; admission planned only what the rows need.
+        s = Math.max(needSlots, slots);
+        c = Math.max(needColumns, columns);
+      }
+      remake(s, c);
+    }
+
+    /**
+     * Whether an arena of {@code s} slots of {@code c} columns fits the budget while it is made.
+     */
+    boolean fits(int s, int c) {
+      long floats = Math.multiplyExact((long) s * cfg.nHead(), (long) c * cfg.headDim());
+      long layerBytes = EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
+      long oldBytes = keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
+      return memory.used() - oldBytes + (keys.length + 1L) * layerBytes <= memory.budget();
+    }
+
+    /**
+     * Re-makes the arena with {@code s} slots of {@code c} columns (either may be smaller than now,
+     * as long as every live row fits), keeping every live row's columns.
+     */
+    void remake(int s, int c) {
       long floats = Math.multiplyExact((long) s * cfg.nHead(), (long) c * cfg.headDim());
       long layerBytes = EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
       long oldBytes = keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
@@ -1230,8 +1306,9 @@ public final class Engine implements AutoCloseable {
             for (int h = 0; h < cfg.nHead(); h++) {
               int from = offset(row.slot, h);
               int to = Math.toIntExact(((long) row.slot * cfg.nHead() + h) * c * d);
-              k.put(to, keys[i], from, row.len * d);
-              v.put(to, values[i], from, row.len * d);
+              int n = Math.min(row.len, Math.min(c, columns)) * d;
+              k.put(to, keys[i], from, n);
+              v.put(to, values[i], from, n);
             }
           }
           memory.release(keys[i]);

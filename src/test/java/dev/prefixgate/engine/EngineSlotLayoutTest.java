@@ -25,7 +25,7 @@ import org.junit.jupiter.api.TestInstance;
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class EngineSlotLayoutTest {
-  private BloomModel model;
+  BloomModel model;
 
   /** The committed graph under test. */
   Path graph() {
@@ -46,11 +46,11 @@ class EngineSlotLayoutTest {
     if (model != null) model.close();
   }
 
-  private Engine engine(EngineOptions o) {
+  Engine engine(EngineOptions o) {
     return new Engine(model, o.withIntraOpThreads(1));
   }
 
-  private static GenerationRequest golden(String id, int n) {
+  static GenerationRequest golden(String id, int n) {
     JsonNode c = Fixtures.goldenCase(id);
     return new GenerationRequest(
         "t-" + id,
@@ -59,7 +59,7 @@ class EngineSlotLayoutTest {
         SamplingParams.greedy(n).withIgnoreEos(true));
   }
 
-  private static int[] goldenIds(String id, int n) {
+  static int[] goldenIds(String id, int n) {
     return Arrays.copyOf(Fixtures.ints(Fixtures.goldenCase(id).get("new_ids")), n);
   }
 
