@@ -831,12 +831,19 @@ public final class Engine implements AutoCloseable {
     if (appendLayout) {
       int live = 0;
       int cap = 0;
+      int slotsNeeded = b;
       for (Sequence s : rows) {
         live = Math.max(live, s.len + 1);
         cap = Math.max(cap, s.request.reservedTokens());
       }
+      if (prefilling != null) { // a newcomer being prefilled keeps its slot and its columns
+        Sequence p = prefilling.get(0);
+        slotsNeeded = Math.max(slotsNeeded, p.slot + 1);
+        live = Math.max(live, p.request.prefixLength() + p.request.promptIds().length);
+        cap = Math.max(cap, p.request.reservedTokens());
+      }
       // Within the admission plan (rows x their widest reservation), so the budget holds.
-      slotKv.ensure(b, live, cap);
+      slotKv.ensure(slotsNeeded, live, cap);
     }
     int vocab = cfg.vocabSize();
     ids = memory.ensure(ids, b, "decode input ids");
@@ -1244,9 +1251,10 @@ public final class Engine implements AutoCloseable {
       s = Math.max(s, slots);
       c = Math.max(c, columns);
       if (!fits(s, c)) {
-        // The headroom is a convenience; admission planned only what the rows need.
-        s = Math.max(needSlots, slots);
-        c = Math.max(needColumns, columns);
+        // The headroom is a convenience; admission planned only what the rows need. Live rows
+        // sit in slots [0, needSlots) and need at most needColumns, so the exact need holds them.
+        s = needSlots;
+        c = needColumns;
       }
       remake(s, c);
     }
