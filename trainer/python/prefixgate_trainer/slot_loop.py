@@ -69,12 +69,11 @@ class SlotBloom:
         for i in range(self.n_layer):
             feeds[f"past_key_values.{i}.key"] = self.arena[2 * i][first:first + b]
             feeds[f"past_key_values.{i}.value"] = self.arena[2 * i + 1][first:first + b]
-        out = self.session.run(None, feeds)
+        out = [np.asarray(o) for o in self.session.run(None, feeds)]
         for j in range(2 * self.n_layer):
             for r, after in enumerate(seqlens):
                 self.arena[j][first + r, :, after - s:after] = out[1 + j][r]
-        logits: np.ndarray = out[0]
-        return logits[:, 0, :]
+        return out[0][:, 0, :]
 
     def prefill(self, row: int, prefix: PrefixKv | None, prompt: Sequence[int], chunk: int = 0) -> np.ndarray:
         """Writes row's prefix into its slot and runs its prompt (in chunks of `chunk` tokens when
