@@ -58,6 +58,7 @@ class Gateway:
                 *([] if "QUARKUS_DATASOURCE_JDBC_URL" in self.env else
                   [f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0"]),
                 "-Dprefixgate.engine.intra-op-threads=1",
+                f"-Dprefixgate.kafka.bootstrap-servers={BOOTSTRAP}",
                 f"-Dprefixgate.kafka.adapters-topic={topic('adapters', self.topics)}",
                 f"-Dprefixgate.kafka.dead-letters-topic={topic('dead', self.topics)}",
                 f"-Dprefixgate.kafka.retrain-topic={topic('retrain', self.topics)}",
@@ -87,7 +88,10 @@ class Gateway:
 
 
 KAFKA = ROOT / "deploy" / "local" / "kafka"
-BOOTSTRAP = "127.0.0.1:9092"
+# The broker the tests use: deploy/local/kafka's, on $KAFKA_PORT as that script reads it (the test
+# command gives the tests that kill their broker one of their own, so they run beside the others).
+KAFKA_PORT = int(os.environ.get("KAFKA_PORT", "9092"))
+BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 # The production names' prefixes: the local broker's ACLs (deploy/local/kafka-broker/Acls.java) are
 # prefix bindings, so a test's own topics get exactly the rights of the real ones.
 TOPICS = {
@@ -112,9 +116,9 @@ def client_config(user: str) -> str:
 def require_broker() -> None:
     with socket.socket() as s:
         s.settimeout(1)
-        if s.connect_ex(("127.0.0.1", 9092)) != 0:
+        if s.connect_ex(("127.0.0.1", KAFKA_PORT)) != 0:
             if os.environ.get("PREFIXGATE_SERVER_TESTS") == "1":
-                pytest.fail("no Kafka broker on 127.0.0.1:9092 (deploy/local/kafka start)")
+                pytest.fail(f"no Kafka broker on {BOOTSTRAP} (deploy/local/kafka start)")
             pytest.skip("no Kafka broker (deploy/local/kafka start)")
 
 

@@ -20,8 +20,9 @@ from prefixgate_trainer.events import adapter_event
 
 from .gateway import ADMIN_KEY, KAFKA, ROOT, Gateway, publish, require_broker, require_jar, start_worker, topic
 
-# Runs alone, after the parallel lanes of deploy/local/test: they SIGKILL the shared broker.
-pytestmark = pytest.mark.exclusive
+# SIGKILLs or stops the broker on $KAFKA_PORT: deploy/local/test runs these beside the other lanes on
+# a broker of their own (port 9192), never on the one the other tests share.
+pytestmark = pytest.mark.kills_broker
 
 FIXTURES = ROOT / "trainer" / "fixtures"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
