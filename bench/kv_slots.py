@@ -3,7 +3,8 @@
 (GroupQueryAttention writing in place), one after the other in one process, on the same weights.
 
     trainer/python/.venv/bin/python bench/kv_slots.py \\
-        --standard bench/models/bloom-560m-random/model --slots bench/models/bloom-560m-slots
+        --standard bench/models/bloom-560m-random/model --slots bench/models/bloom-560m-slots \\
+        --append bench/models/bloom-560m-append
 
 The slot graph is made with `python -m prefixgate_trainer.slot_graph MODEL_DIR OUT_DIR`. KV values
 are random (a step's cost does not depend on them; exactness is tested on the fixtures, see
@@ -92,10 +93,40 @@ def slot_steps(sess: ort.InferenceSession, cfg: dict[str, int], lens: list[int],
     return times[1:]
 
 
+def append_steps(sess: ort.InferenceSession, cfg: dict[str, int], lens: list[int], steps: int) -> list[float]:
+    """The append graph: past is the slot arena [B, H, C, d] (read once), the run returns only the
+    new column's K/V, and the caller writes it into each row's slot (timed: the engine does it too)."""
+    n_layer, n_head = cfg["n_layer"], cfg["n_head"]
+    d = cfg["hidden_size"] // n_head
+    b, cap = len(lens), max(lens) + steps + 2
+    rng = np.random.default_rng(0)
+    arena = [rng.standard_normal((b, n_head, cap, d), dtype=np.float32) * 0.1 for _ in range(2 * n_layer)]
+    cur = list(lens)
+    times = []
+    for _ in range(steps + 1):
+        mask = np.zeros((b, cap + 1), np.int64)
+        for r, n in enumerate(cur):
+            mask[r, :n] = 1
+        mask[:, cap] = 1
+        feeds: dict[str, np.ndarray] = {"input_ids": np.full((b, 1), 5, np.int64), "attention_mask": mask}
+        for i in range(n_layer):
+            feeds[f"past_key_values.{i}.key"] = arena[2 * i]
+            feeds[f"past_key_values.{i}.value"] = arena[2 * i + 1]
+        t0 = time.perf_counter()
+        out = sess.run(None, feeds)
+        for j in range(2 * n_layer):
+            for r, n in enumerate(cur):
+                arena[j][r, :, n] = out[1 + j][r, :, 0]
+        times.append(time.perf_counter() - t0)
+        cur = [n + 1 for n in cur]
+    return times[1:]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--standard", type=Path, required=True)
-    ap.add_argument("--slots", type=Path, required=True)
+    ap.add_argument("--slots", type=Path, help="a GroupQueryAttention slot graph (slot_graph)")
+    ap.add_argument("--append", type=Path, help="an append graph (slot_graph --attention append)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -103,22 +134,29 @@ def main() -> None:
                     help=f"comma-separated, of {', '.join(SCENARIOS)}")
     a = ap.parse_args()
     cfg = json.loads((a.standard / "config.json").read_text())
-    std, slots = session(a.standard, a.threads), session(a.slots, a.threads)
+    others = [(label, session(path, a.threads), fn) for label, path, fn in
+              (("slots", a.slots, slot_steps), ("append", a.append, append_steps)) if path is not None]
+    if not others:
+        ap.error("give --slots, --append or both")
+    std = session(a.standard, a.threads)
     kv_token = 2 * cfg["n_layer"] * cfg["hidden_size"] * 4
     print(f"KV per token: {kv_token / 1024:.0f} KiB; threads {a.threads}; {a.steps} steps x {a.reps} reps", flush=True)
-    print("| scenario | KV live MiB | standard KV moved per step MiB | standard step ms | slots step ms | standard / slots |")
-    print("|---|---|---|---|---|---|")
+    head = "".join(f" {label} step ms | standard / {label} |" for label, _, _ in others)
+    print(f"| scenario | KV live MiB | standard KV moved per step MiB | standard step ms |{head}")
+    print("|---|---|---|---|" + "---|---|" * len(others))
     for name in a.scenarios.split(","):
         lens = SCENARIOS[name]
         s_t: list[float] = []
-        g_t: list[float] = []
+        o_t: list[list[float]] = [[] for _ in others]
         for _ in range(a.reps):
             s_t += standard_steps(std, cfg, lens, a.steps)
-            g_t += slot_steps(slots, cfg, lens, a.steps)
-        s, g = statistics.median(s_t) * 1e3, statistics.median(g_t) * 1e3
+            for j, (_, sess, fn) in enumerate(others):
+                o_t[j] += fn(sess, cfg, lens, a.steps)
+        s = statistics.median(s_t) * 1e3
         live = sum(lens) * kv_token / 2**20
         moved = 2 * len(lens) * max(lens) * kv_token / 2**20  # read past + write present, every row at the widest
-        print(f"| {name} | {live:.0f} | {moved:.0f} | {s:.1f} | {g:.1f} | {s / g:.2f} |", flush=True)
+        cells = "".join(f" {statistics.median(t) * 1e3:.1f} | {s / (statistics.median(t) * 1e3):.2f} |" for t in o_t)
+        print(f"| {name} | {live:.0f} | {moved:.0f} | {s:.1f} |{cells}", flush=True)
     sys.exit(0)
 
 

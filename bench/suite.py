@@ -102,14 +102,22 @@ class Gateway:
             env={**os.environ, "DJL_OFFLINE": "true"},
         )
         deadline = time.time() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(self.management_url + "/q/health/ready", timeout=2):
-                    break
-            except OSError:
+        ready = None
+        while ready is None:
+            # Builds before the management interface (e.g. a --jar from an older commit) answer
+            # health on the main port.
+            for base in (self.management_url, self.url):
+                try:
+                    with urllib.request.urlopen(base + "/q/health/ready", timeout=2):
+                        ready = base
+                        break
+                except OSError:
+                    pass
+            if ready is None:
                 if self.proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError((self.tmp / "gateway.log").read_text()[-3000:])
                 time.sleep(0.5)
+        self.management_url = ready
         self.admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         r = httpx.post(self.url + "/admin/tenants", headers=self.admin, json={"id": "bench", "allowBase": True})
         self.key = r.json()["apiKey"]
@@ -314,14 +322,14 @@ def realistic_main(a: argparse.Namespace) -> None:
         m = by.get((l, "mixed-8"))
         if m:
             print(f"{l}: mixed-8 ITL p99/p50 of the short streams {m['itl_p99_ms'] / m['itl_p50_ms']:.2f}")
-    if len(labels) == 2:
-        a0, b0 = by.get((labels[0], "long-1")), by.get((labels[1], "long-1"))
+    for other in labels[1:]:  # every build against the first
+        a0, b0 = by.get((labels[0], "long-1")), by.get((other, "long-1"))
         if a0 and b0:
-            print(f"930-token prompt alone, TTFT {labels[0]} / TTFT {labels[1]} = {a0['ttft_p50_ms'] / b0['ttft_p50_ms']:.2f}")
+            print(f"930-token prompt alone, TTFT {labels[0]} / TTFT {other} = {a0['ttft_p50_ms'] / b0['ttft_p50_ms']:.2f}")
         for kind in ("greedy-8", "sampled-8", "greedy-16", "sampled-16", "context-16"):
-            x, y = by.get((labels[0], kind)), by.get((labels[1], kind))
+            x, y = by.get((labels[0], kind)), by.get((other, kind))
             if x and y and x["aggregate_tok_s"]:
-                print(f"{kind}: tok/s {labels[1]} / {labels[0]} = {y['aggregate_tok_s'] / x['aggregate_tok_s']:.2f}")
+                print(f"{kind}: tok/s {other} / {labels[0]} = {y['aggregate_tok_s'] / x['aggregate_tok_s']:.2f}")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     results_dir = ROOT / "bench" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
