@@ -890,10 +890,9 @@ public final class Engine implements AutoCloseable {
       out.put(GraphContract.LOGITS, tensor(logits, b, 1, cfg.vocabSize()));
       for (int layer = 0; layer < cfg.nLayer(); layer++) {
         // past and present over the same memory: the graph writes the new columns in place.
+        putSlotPast(in, layer, first, b);
         FloatBuffer k = slotKv.view(slotKv.keys[layer], first, b);
         FloatBuffer v = slotKv.view(slotKv.values[layer], first, b);
-        in.put(contract.pastKey(layer), OnnxTensor.createTensor(model.env(), k, kvShape));
-        in.put(contract.pastValue(layer), OnnxTensor.createTensor(model.env(), v, kvShape));
         out.put(contract.presentKey(layer), OnnxTensor.createTensor(model.env(), k, kvShape));
         out.put(contract.presentValue(layer), OnnxTensor.createTensor(model.env(), v, kvShape));
       }
@@ -902,6 +901,16 @@ public final class Engine implements AutoCloseable {
       closeAll(in);
       closeAll(out);
     }
+  }
+
+  /** Layer {@code layer}'s past: slots [first, first + b) of the arena, as they are. */
+  private void putSlotPast(Map<String, OnnxTensor> in, int layer, int first, int b)
+      throws OrtException {
+    long[] shape = {b, cfg.nHead(), slotKv.columns, cfg.headDim()};
+    FloatBuffer k = slotKv.view(slotKv.keys[layer], first, b);
+    FloatBuffer v = slotKv.view(slotKv.values[layer], first, b);
+    in.put(contract.pastKey(layer), OnnxTensor.createTensor(model.env(), k, shape));
+    in.put(contract.pastValue(layer), OnnxTensor.createTensor(model.env(), v, shape));
   }
 
   /**
@@ -927,7 +936,6 @@ public final class Engine implements AutoCloseable {
       for (int c = before; c < cap; c++) maskBuf.put(row + c, 0L);
       for (int c = cap; c < width; c++) maskBuf.put(row + c, 1L);
     }
-    long[] kvShape = {b, heads, cap, d};
     long[] newShape = {b, heads, seq, d};
     Map<String, OnnxTensor> in = new HashMap<>();
     Map<String, OnnxTensor> out = new HashMap<>();
@@ -936,10 +944,7 @@ public final class Engine implements AutoCloseable {
       in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, width));
       out.put(GraphContract.LOGITS, tensor(logits, b, 1, cfg.vocabSize()));
       for (int layer = 0; layer < cfg.nLayer(); layer++) {
-        FloatBuffer k = slotKv.view(slotKv.keys[layer], first, b);
-        FloatBuffer v = slotKv.view(slotKv.values[layer], first, b);
-        in.put(contract.pastKey(layer), OnnxTensor.createTensor(model.env(), k, kvShape));
-        in.put(contract.pastValue(layer), OnnxTensor.createTensor(model.env(), v, kvShape));
+        putSlotPast(in, layer, first, b);
         out.put(
             contract.presentKey(layer),
             OnnxTensor.createTensor(
