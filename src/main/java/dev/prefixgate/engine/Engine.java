@@ -299,6 +299,7 @@ public final class Engine implements AutoCloseable {
     for (Sequence s : rows) {
       if (s.cancelled && !s.done) finish(s, FinishReason.CANCELLED, null);
     }
+    if (slotLayout && anyDone()) compactAndFit(); // before newcomers take slots
     if (prefilling == null && prefillQueue.isEmpty()) {
       newcomers = admit();
       prefillQueue.addAll(prefillChunks(newcomers));
@@ -322,10 +323,8 @@ public final class Engine implements AutoCloseable {
     }
     if (prefilling == null && prefillQueue.isEmpty()) newcomers = List.of();
     if (anyDone()) {
-      if (slotLayout) {
-        compactSlots();
-        if (appendLayout) fitAppendArena();
-      } else rebuild(List.of());
+      if (slotLayout) compactAndFit();
+      else rebuild(List.of());
     }
     runningRows = rows.size();
     if (rows.isEmpty()) {
@@ -801,6 +800,11 @@ public final class Engine implements AutoCloseable {
       r++;
     }
     rows.subList(n, rows.size()).clear();
+  }
+
+  private void compactAndFit() {
+    compactSlots();
+    if (appendLayout) fitAppendArena();
   }
 
   /**
