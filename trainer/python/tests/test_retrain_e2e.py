@@ -51,13 +51,27 @@ def _wait_job(g: Gateway, job_id: str, timeout: float = 240) -> dict[str, Any]:
 
 
 def _statuses(topics: str) -> list[dict[str, Any]]:
+    """Every status event on this test's topic: its end offsets first, then exactly that many
+    records. (A consumer that stops after a quiet spell returned too few on a loaded machine.)"""
+    name = topic("status", topics)
+    ends = subprocess.run(
+        [str(KAFKA), "tool", "org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server", BOOTSTRAP,
+         "--command-config", client_config("ops"), "--topic", name, "--time", "-1"],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    # "topic:partition:offset" per partition; the topic is new, no transactions: offsets count records.
+    total = sum(int(line.rsplit(":", 1)[1]) for line in ends.splitlines() if line.startswith(name + ":"))
+    if total == 0:
+        return []
     out = subprocess.run(
         [str(KAFKA), "tool", "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", BOOTSTRAP,
          "--consumer.config", client_config("ops"), "--group", f"prefixgate-ops-pytest-{uuid.uuid4().hex[:8]}",
-         "--topic", topic("status", topics), "--from-beginning", "--timeout-ms", "5000"],
-        capture_output=True, text=True, timeout=60,
+         "--topic", name, "--from-beginning", "--max-messages", str(total), "--timeout-ms", "120000"],
+        capture_output=True, text=True, timeout=180,
     ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(records) == total, f"read {len(records)} of {total} status records"
+    return records
 
 
 def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
@@ -99,7 +113,7 @@ def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
         marker = {"requestId": f"marker-{uuid.uuid4().hex[:8]}", "tenant": "acme", "adapter": "pirate",
                   "dataset": {"id": "missing", "sha256": "0" * 64, "url": "http://unused.invalid/"}}
         publish(topic("retrain", g.topics), "acme", json.dumps(marker), user="ops")
-        deadline = time.time() + 60
+        deadline = time.time() + 180
         statuses = _statuses(g.topics)
         while not any(s["requestId"] == marker["requestId"] for s in statuses) and time.time() < deadline:
             time.sleep(0.5)
