@@ -813,41 +813,41 @@ public final class Engine implements AutoCloseable {
    * columns copied, one layer at a time).
    */
   private void fitAppendArena() {
-    int live = 1;
-    int cap = 1;
-    List<Sequence> stay = new ArrayList<>(rows);
-    if (prefilling != null) stay.addAll(prefilling);
-    for (Sequence s : stay) {
-      int need = s.len + 1;
-      if (s == (prefilling == null ? null : prefilling.get(0))) {
-        need = s.request.prefixLength() + s.request.promptIds().length;
-      }
-      live = Math.max(live, need);
-      cap = Math.max(cap, s.request.reservedTokens());
-    }
-    int target = Math.min(cap, Math.max(live, live + live / 2));
+    int live = Math.max(1, liveColumns());
+    int target = Math.min(Math.max(1, widestReservation()), live + live / 2);
     if (slotKv.columns > 2 * target) slotKv.remake(slotKv.slots, target);
+  }
+
+  /**
+   * Columns the running rows need for their next token, and a newcomer being prefilled for its
+   * whole prompt.
+   */
+  private int liveColumns() {
+    int live = 0;
+    for (Sequence s : rows) live = Math.max(live, s.len + 1);
+    if (prefilling != null) {
+      GenerationRequest p = prefilling.get(0).request;
+      live = Math.max(live, p.prefixLength() + p.promptIds().length);
+    }
+    return live;
+  }
+
+  /** The widest reservation of the running rows and a newcomer being prefilled. */
+  private int widestReservation() {
+    int widest = 0;
+    for (Sequence s : rows) widest = Math.max(widest, s.request.reservedTokens());
+    if (prefilling != null) widest = Math.max(widest, prefilling.get(0).request.reservedTokens());
+    return widest;
   }
 
   /** One token for every running row, each written at its own next column. */
   private void slotDecode() throws OrtException {
     int b = rows.size();
     if (appendLayout) {
-      int live = 0;
-      int cap = 0;
-      int slotsNeeded = b;
-      for (Sequence s : rows) {
-        live = Math.max(live, s.len + 1);
-        cap = Math.max(cap, s.request.reservedTokens());
-      }
-      if (prefilling != null) { // a newcomer being prefilled keeps its slot and its columns
-        Sequence p = prefilling.get(0);
-        slotsNeeded = Math.max(slotsNeeded, p.slot + 1);
-        live = Math.max(live, p.request.prefixLength() + p.request.promptIds().length);
-        cap = Math.max(cap, p.request.reservedTokens());
-      }
-      // Within the admission plan (rows x their widest reservation), so the budget holds.
-      slotKv.ensure(slotsNeeded, live, cap);
+      // A newcomer being prefilled keeps its slot and its columns. Within the admission plan
+      // (rows x their widest reservation), so the budget holds.
+      int slotsNeeded = prefilling == null ? b : Math.max(b, prefilling.get(0).slot + 1);
+      slotKv.ensure(slotsNeeded, liveColumns(), widestReservation());
     }
     int vocab = cfg.vocabSize();
     ids = memory.ensure(ids, b, "decode input ids");
@@ -1272,10 +1272,18 @@ public final class Engine implements AutoCloseable {
      * Whether an arena of {@code s} slots of {@code c} columns fits the budget while it is made.
      */
     boolean fits(int s, int c) {
+      return memory.used() - heldBytes() + (keys.length + 1L) * layerBytes(s, c) <= memory.budget();
+    }
+
+    /** One layer's key and value buffers for {@code s} slots of {@code c} columns. */
+    long layerBytes(int s, int c) {
       long floats = Math.multiplyExact((long) s * cfg.nHead(), (long) c * cfg.headDim());
-      long layerBytes = EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
-      long oldBytes = keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
-      return memory.used() - oldBytes + (keys.length + 1L) * layerBytes <= memory.budget();
+      return EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
+    }
+
+    /** What the arena holds now. */
+    long heldBytes() {
+      return keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
     }
 
     /**
@@ -1284,10 +1292,9 @@ public final class Engine implements AutoCloseable {
      */
     void remake(int s, int c) {
       long floats = Math.multiplyExact((long) s * cfg.nHead(), (long) c * cfg.headDim());
-      long layerBytes = EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
-      long oldBytes = keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
-      long after = memory.used() - oldBytes + keys.length * layerBytes;
-      if (after + layerBytes > memory.budget()) {
+      long layerBytes = layerBytes(s, c);
+      long oldBytes = heldBytes();
+      if (!fits(s, c)) {
         throw new EngineMemoryException(
             "slot KV for "
                 + s
