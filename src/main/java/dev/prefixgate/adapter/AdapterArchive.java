@@ -27,11 +27,20 @@ public final class AdapterArchive {
   private AdapterArchive() {}
 
   public static Files read(byte[] archive, long maxUncompressed) throws AdapterFormatException {
+    return read(archive, maxUncompressed, TAR_OVERHEAD);
+  }
+
+  /**
+   * As {@link #read(byte[], long)}, with the room for tar headers given: the fuzz target shrinks it
+   * with the content limit, so that a mutated bomb is cut off after kilobytes, not a megabyte.
+   */
+  static Files read(byte[] archive, long maxUncompressed, long tarOverhead)
+      throws AdapterFormatException {
     try {
       if (archive.length >= 4 && archive[0] == 'P' && archive[1] == 'K')
         return zip(archive, maxUncompressed);
       if (archive.length >= 2 && (archive[0] & 0xff) == 0x1f && (archive[1] & 0xff) == 0x8b) {
-        return tar(archive, maxUncompressed);
+        return tar(archive, maxUncompressed, tarOverhead);
       }
     } catch (IOException e) {
       throw new AdapterFormatException("archive", "unreadable archive: " + e.getMessage());
@@ -52,12 +61,13 @@ public final class AdapterArchive {
     return c.files();
   }
 
-  private static Files tar(byte[] archive, long max) throws IOException, AdapterFormatException {
+  private static Files tar(byte[] archive, long max, long overhead)
+      throws IOException, AdapterFormatException {
     Collector c = new Collector(max);
     // The tar reader itself buffers GNU long names and PAX headers, which the per-entry limit
     // never sees: the decompressed stream as a whole is capped too (headers and padding allowed).
     InputStream gunzipped =
-        new Capped(new GZIPInputStream(new ByteArrayInputStream(archive)), max + TAR_OVERHEAD);
+        new Capped(new GZIPInputStream(new ByteArrayInputStream(archive)), max + overhead);
     try (TarArchiveInputStream in = new TarArchiveInputStream(gunzipped)) {
       for (TarArchiveEntry e; (e = in.getNextEntry()) != null; ) {
         c.entry(e.getName(), e.isDirectory(), e.isSymbolicLink() || e.isLink(), in);
