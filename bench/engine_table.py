@@ -1,19 +1,36 @@
-"""Prints the engine benchmark table (medians, ratios measured in the same run) from JSON lines."""
+"""Prints the engine benchmark table (medians, ratios measured in the same run) from JSON lines.
+
+A subject measured in several rounds (bench/engine-bench --rounds N) has several lines per model and
+concurrency: every figure is the median over them, and the ratio is taken between those medians."""
 
 from __future__ import annotations
 
 import json
 import platform
+import statistics
 import sys
 from collections import defaultdict
+from typing import Any
+
+FIGURES = ("ttft_ms", "decode_tok_s", "aggregate_tok_s")
+
+
+def _median(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: statistics.median(line[k] for line in lines) for k in FIGURES} | {"rounds": len(lines)}
 
 
 def main(path: str) -> None:
-    rows = [json.loads(line) for line in open(path) if line.strip()]
-    by = defaultdict(dict)
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    lines: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     for r in rows:
-        by[(r["model"], r["concurrency"])][r["subject"]] = r
-    print(f"# engine benchmark ({path}; {platform.node()}, {platform.processor() or platform.machine()})")
+        lines[(r["model"], r["concurrency"])][r["subject"]].append(r)
+    by = {key: {subject: _median(ls) for subject, ls in subjects.items()} for key, subjects in lines.items()}
+    rounds = max((s["rounds"] for subjects in by.values() for s in subjects.values()), default=0)
+    machine = platform.processor() or platform.machine()
+    print(f"# engine benchmark ({path}; {platform.node()}, {machine}; medians over {rounds} round(s))")
     print("| model | conc | engine TTFT ms | engine tok/s/stream | engine tok/s total | python TTFT ms "
           "| python tok/s/stream | python tok/s total | engine/python per stream | engine total / engine single |")
     print("|---|---|---|---|---|---|---|---|---|---|")

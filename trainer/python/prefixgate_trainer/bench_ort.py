@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--warmup-seconds", type=float, default=3.0)
     args = parser.parse_args()
 
     from tokenizers import Tokenizer
@@ -62,8 +63,16 @@ def main() -> None:
     prompt = tok.encode(prompt_of("Greet the person.", "Nia")).ids
     prefixes = [load_prefix(a) for a in args.adapters]
     model = OrtBloom(args.model, threads=args.threads)
-    measure(model, [(prefixes[0], prompt)], 4)  # warm-up
-    for c in (int(x) for x in args.concurrency.split(",")):
+    levels = [int(x) for x in args.concurrency.split(",")]
+    # Warm-up, not measured, as EngineBench does it: every level at least once and, in all, for
+    # at least --warmup-seconds (ONNX Runtime's arena grows on the first runs).
+    warm_end = time.perf_counter() + args.warmup_seconds
+    while True:
+        for c in levels:
+            measure(model, [(prefixes[i % len(prefixes)], prompt) for i in range(c)], args.new_tokens)
+        if time.perf_counter() >= warm_end:
+            break
+    for c in levels:
         rows = [(prefixes[i % len(prefixes)], prompt) for i in range(c)]
         ttfts, decodes, cpus = [], [], []
         for _ in range(args.reps):
