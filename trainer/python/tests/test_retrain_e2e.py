@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,41 @@ def _statuses(topics: str) -> list[dict[str, Any]]:
     return records
 
 
+def _wait_statuses(
+    topics: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 180
+) -> list[dict[str, Any]]:
+    """The status topic's records from its start, read as they arrive by one console consumer, up
+    to the first point where done(records) holds. (Polling _statuses starts two JVMs per try; on
+    two cores those starts slowed the worker they were waiting for.)"""
+    name = topic("status", topics)
+    consumer = subprocess.Popen(
+        [str(KAFKA), "tool", "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", BOOTSTRAP,
+         "--consumer.config", client_config("ops"), "--group", f"prefixgate-ops-pytest-{uuid.uuid4().hex[:8]}",
+         "--topic", name, "--from-beginning", "--timeout-ms", str(int(timeout * 1000))],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    records: list[dict[str, Any]] = []
+    # The consumer exits after `timeout` without a record, which ends this loop too.
+    killer = threading.Timer(timeout, consumer.kill)
+    killer.start()
+    try:
+        assert consumer.stdout is not None
+        for line in consumer.stdout:
+            if line.startswith("{"):
+                records.append(json.loads(line))
+                if done(records):
+                    return records
+    finally:
+        killer.cancel()
+        consumer.kill()
+        consumer.wait(timeout=30)
+    raise AssertionError(f"{name}: not there within {timeout:.0f} s; records: {records}")
+
+
+def _failed(records: list[dict[str, Any]]) -> dict[str, str]:
+    return {s["requestId"]: s.get("reason", "") for s in records if s["state"] == "failed"}
+
+
 def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
     require_jar()
     require_broker()
@@ -113,11 +149,7 @@ def test_retrain_request_to_live_adapter(tmp_path: Path) -> None:
         marker = {"requestId": f"marker-{uuid.uuid4().hex[:8]}", "tenant": "acme", "adapter": "pirate",
                   "dataset": {"id": "missing", "sha256": "0" * 64, "url": "http://unused.invalid/"}}
         publish(topic("retrain", g.topics), "acme", json.dumps(marker), user="ops")
-        deadline = time.time() + 180
-        statuses = _statuses(g.topics)
-        while not any(s["requestId"] == marker["requestId"] for s in statuses) and time.time() < deadline:
-            time.sleep(0.5)
-            statuses = _statuses(g.topics)
+        statuses = _wait_statuses(g.topics, lambda rs: marker["requestId"] in _failed(rs))
         assert any(s["requestId"] == marker["requestId"] and s["state"] == "failed" for s in statuses), statuses
         assert sum(1 for s in statuses if s["requestId"] == request["requestId"]) == seen_before
         versions = httpx.get(g.url + "/admin/tenants/acme/adapters/pirate", headers=ADMIN).json()
@@ -158,10 +190,7 @@ def test_malformed_dataset_fails_the_job_with_its_line_and_the_worker_goes_on(tm
         publish(topic("retrain", topics), "acme", json.dumps(request), user="ops")
         request2 = {**request, "requestId": "bad-2", "dataset": {**request["dataset"], "sha256": "0" * 64}}
         publish(topic("retrain", topics), "acme", json.dumps(request2), user="ops")
-        deadline = time.time() + 120
-        failed: dict[str, str] = {}
-        while len(failed) < 2 and time.time() < deadline:
-            failed = {s["requestId"]: s.get("reason", "") for s in _statuses(topics) if s["state"] == "failed"}
+        failed = _failed(_wait_statuses(topics, lambda rs: len(_failed(rs)) >= 2, timeout=120))
         assert "dataset: line 3: invalid JSON" in failed["bad-1"], failed
         assert "sha256 mismatch" in failed["bad-2"], failed
         # Fetched from the configured gateway by tenant and id, never from the request's URL.
@@ -297,10 +326,7 @@ def test_a_request_url_never_receives_a_credential_and_the_worker_goes_on(tmp_pa
         publish(topic("retrain", g.topics), "acme", json.dumps(request), user="ops")
         big = {**request, "requestId": "big-1", "hyperParameters": {"maxSteps": 10_000_000}}
         publish(topic("retrain", g.topics), "acme", json.dumps(big), user="ops")
-        deadline = time.time() + 120
-        failed: dict[str, str] = {}
-        while len(failed) < 2 and time.time() < deadline:
-            failed = {s["requestId"]: s.get("reason", "") for s in _statuses(g.topics) if s["state"] == "failed"}
+        failed = _failed(_wait_statuses(g.topics, lambda rs: len(_failed(rs)) >= 2, timeout=120))
         assert "gave HTTP 404" in failed["steal-1"], failed
         assert "maxSteps" in failed["big-1"] or "maximum" in failed["big-1"], failed
         assert seen == [], "the request's URL was contacted"
