@@ -64,16 +64,21 @@ def main() -> None:
     prefixes = [load_prefix(a) for a in args.adapters]
     model = OrtBloom(args.model, threads=args.threads)
     levels = [int(x) for x in args.concurrency.split(",")]
-    # Warm-up, not measured, as EngineBench does it: every level at least once and, in all, for
-    # at least --warmup-seconds (ONNX Runtime's arena grows on the first runs).
+
+    def batch(c: int) -> list[tuple[PrefixKv | None, list[int]]]:
+        return [(prefixes[i % len(prefixes)], prompt) for i in range(c)]
+
+    # Warm-up, not measured, as EngineBench does it: the levels in turn until --warmup-seconds
+    # have passed, at least one run (ONNX Runtime's arena grows on the first runs).
     warm_end = time.perf_counter() + args.warmup_seconds
+    warm = 0
     while True:
-        for c in levels:
-            measure(model, [(prefixes[i % len(prefixes)], prompt) for i in range(c)], args.new_tokens)
+        measure(model, batch(levels[warm % len(levels)]), args.new_tokens)
+        warm += 1
         if time.perf_counter() >= warm_end:
             break
     for c in levels:
-        rows = [(prefixes[i % len(prefixes)], prompt) for i in range(c)]
+        rows = batch(c)
         ttfts, decodes, cpus = [], [], []
         for _ in range(args.reps):
             ttft, decode, cpu = measure_cpu(model, rows, args.new_tokens)

@@ -98,11 +98,13 @@ public final class EngineBench {
           newTokens);
       // Warm-up, not measured: the first runs allocate, and HotSpot compiles the per-step methods
       // with C2 only after thousands of calls (on the tiny model a 24-token run is still partly
-      // interpreted). Every level runs at least once and, in all, for at least --warmup-seconds;
-      // the Python loop (bench_ort) warms up the same way, so the two are compared hot.
+      // interpreted). The levels in turn, until --warmup-seconds have passed (at least one run: on
+      // the 560m model one run already takes longer); the Python loop (bench_ort) warms up the
+      // same way, so the two are compared hot.
       long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+      int warm = 0;
       do {
-        for (int c : levels) once(engine, prefixes, prompt, c, newTokens);
+        once(engine, prefixes, prompt, levels[warm++ % levels.length], newTokens);
       } while (System.nanoTime() < warmEnd);
       for (int c : levels) {
         double[] ttft = new double[reps];
