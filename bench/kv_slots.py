@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Decode-step cost of the standard graph (present = concat(past, new)) against the slot graph
-(GroupQueryAttention writing in place), one after the other in one process, on the same weights.
+"""Decode-step cost of the standard graph (present = concat(past, new)) against the slot graphs
+(GroupQueryAttention writing in place; append; paged), one after the other in one process, on the
+same weights.
 
     trainer/python/.venv/bin/python bench/kv_slots.py \\
         --standard bench/models/bloom-560m-random/model --slots bench/models/bloom-560m-slots \\
-        --append bench/models/bloom-560m-append
+        --append bench/models/bloom-560m-append --paged bench/models/bloom-560m-paged
 
 The slot graph is made with `python -m prefixgate_trainer.slot_graph MODEL_DIR OUT_DIR`. KV values
 are random (a step's cost does not depend on them; exactness is tested on the fixtures, see
@@ -17,6 +18,7 @@ prints the median step time of --steps steps (after one warm-up), interleaving t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -122,11 +124,51 @@ def append_steps(sess: ort.InferenceSession, cfg: dict[str, int], lens: list[int
     return times[1:]
 
 
+def paged_steps(sess: ort.InferenceSession, cfg: dict[str, int], lens: list[int], steps: int,
+                page: int = 16) -> list[float]:
+    """The paged graph: one pool [H, N, G, d] per layer and kind holding exactly the rows' pages, a
+    block table per step, the run returns the new column's K/V and the caller writes it into each
+    row's page (timed, as in append_steps)."""
+    n_layer, n_head = cfg["n_layer"], cfg["n_head"]
+    d = cfg["hidden_size"] // n_head
+    b = len(lens)
+    need = [-(-(n + steps + 2) // page) for n in lens]
+    rng = np.random.default_rng(0)
+    pool = [rng.standard_normal((n_head, sum(need), page, d), dtype=np.float32) * 0.1 for _ in range(2 * n_layer)]
+    starts = np.cumsum([0] + need[:-1])
+    cur = list(lens)
+    times = []
+    for _ in range(steps + 1):
+        np_ = max(-(-n // page) for n in cur)
+        table = np.zeros((b, np_), np.int64)
+        mask = np.zeros((b, np_ * page + 1), np.int64)
+        for r, n in enumerate(cur):
+            used = -(-n // page)
+            table[r, :used] = np.arange(starts[r], starts[r] + used)
+            mask[r, :n] = 1
+        mask[:, -1] = 1
+        feeds: dict[str, np.ndarray] = {"input_ids": np.full((b, 1), 5, np.int64), "attention_mask": mask,
+                                        "block_table": table}
+        for i in range(n_layer):
+            feeds[f"past_key_values.{i}.key"] = pool[2 * i]
+            feeds[f"past_key_values.{i}.value"] = pool[2 * i + 1]
+        t0 = time.perf_counter()
+        out = sess.run(None, feeds)
+        for j in range(2 * n_layer):
+            for r, n in enumerate(cur):
+                pool[j][:, starts[r] + n // page, n % page] = out[1 + j][r, :, 0]
+        times.append(time.perf_counter() - t0)
+        cur = [n + 1 for n in cur]
+    return times[1:]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--standard", type=Path, required=True)
     ap.add_argument("--slots", type=Path, help="a GroupQueryAttention slot graph (slot_graph)")
     ap.add_argument("--append", type=Path, help="an append graph (slot_graph --attention append)")
+    ap.add_argument("--paged", type=Path, help="a paged graph (slot_graph --attention paged)")
+    ap.add_argument("--page-tokens", type=int, default=16, help="page size for --paged (the engine's is 16)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -135,9 +177,10 @@ def main() -> None:
     a = ap.parse_args()
     cfg = json.loads((a.standard / "config.json").read_text())
     others = [(label, session(path, a.threads), fn) for label, path, fn in
-              (("slots", a.slots, slot_steps), ("append", a.append, append_steps)) if path is not None]
+              (("slots", a.slots, slot_steps), ("append", a.append, append_steps),
+               ("paged", a.paged, functools.partial(paged_steps, page=a.page_tokens))) if path is not None]
     if not others:
-        ap.error("give --slots, --append or both")
+        ap.error("give --slots, --append, --paged or several")
     std = session(a.standard, a.threads)
     kv_token = 2 * cfg["n_layer"] * cfg["hidden_size"] * 4
     print(f"KV per token: {kv_token / 1024:.0f} KiB; threads {a.threads}; {a.steps} steps x {a.reps} reps", flush=True)

@@ -241,9 +241,30 @@ async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sam
             r = await _stream(client, g.url, g.key, models[i % len(models)], n, prompts[i], sampling, failures)
             results[i] = (*r, time.perf_counter() - t)
 
+        kv: list[tuple[float, float]] = []  # (held, live) bytes, from the gateway's metrics
+        done = asyncio.Event()
+
+        async def watch_kv() -> None:
+            while not done.is_set():
+                try:
+                    text = (await client.get(g.management_url + "/q/metrics", timeout=5)).text
+                    vals = {k: float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines())
+                            if k in ("prefixgate_engine_kv_held_bytes", "prefixgate_engine_kv_live_bytes")}
+                    if len(vals) == 2:
+                        kv.append((vals["prefixgate_engine_kv_held_bytes"], vals["prefixgate_engine_kv_live_bytes"]))
+                except (httpx.HTTPError, ValueError):
+                    pass
+                try:
+                    await asyncio.wait_for(done.wait(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
+
+        watcher = asyncio.create_task(watch_kv())
         t = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(len(prompts))))
         wall = time.perf_counter() - t
+        done.set()
+        await watcher
     which = measured if measured is not None else list(results)
     ttfts = sorted(results[i][0] for i in which if results[i][2])
     gaps = sorted(x for i in which for x in results[i][1])
@@ -251,7 +272,20 @@ async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sam
     return {"streams": len(prompts), "failed": len(failures), "first_failure": failures[0] if failures else "",
             "aggregate_tok_s": sum(r[2] for r in results.values()) / wall,
             "ttft_p50_ms": pct(ttfts, 0.5) * 1000, "itl_p50_ms": pct(gaps, 0.5) * 1000,
-            "itl_p99_ms": pct(gaps, 0.99) * 1000, "rss_mb": g.rss_mb()}
+            "itl_p99_ms": pct(gaps, 0.99) * 1000, "rss_mb": g.rss_mb(), **kv_summary(kv)}
+
+
+def kv_summary(kv: list[tuple[float, float]]) -> dict:
+    """KV held against live from the metrics samples: the peak held, and held / live at the sample
+    where the live tokens peaked and in the median sample (samples with live rows only)."""
+    busy = [(h, lv) for h, lv in kv if lv > 0]
+    if not busy:
+        return {"kv_held_peak_mb": float("nan"), "kv_held_over_live_at_peak": float("nan"),
+                "kv_held_over_live_p50": float("nan")}
+    ratios = sorted(h / lv for h, lv in busy)
+    h, lv = max(busy, key=lambda x: x[1])
+    return {"kv_held_peak_mb": max(x[0] for x in busy) / 1e6, "kv_held_over_live_at_peak": h / lv,
+            "kv_held_over_live_p50": ratios[len(ratios) // 2]}
 
 
 def realistic(model_dir: Path, jar: Path, label: str, scenarios: list[str], n: int = 32) -> list[dict]:
@@ -319,6 +353,11 @@ def realistic_main(a: argparse.Namespace) -> None:
         if g8 and s8:
             print(f"{l}: sampled/greedy at 8 streams {s8['aggregate_tok_s'] / g8['aggregate_tok_s']:.2f}"
                   + (f", at 16 {s16['aggregate_tok_s'] / g16['aggregate_tok_s']:.2f}" if g16 and s16 else ""))
+        for scen in a.scenarios.split(","):
+            r = by.get((l, scen))
+            if r and r.get("kv_held_over_live_at_peak") == r.get("kv_held_over_live_at_peak"):  # not nan
+                print(f"{l} {scen}: KV held peak {r['kv_held_peak_mb']:.0f} MB, held / live "
+                      f"{r['kv_held_over_live_at_peak']:.2f} at the live peak, {r['kv_held_over_live_p50']:.2f} median")
         m = by.get((l, "mixed-8"))
         if m:
             print(f"{l}: mixed-8 ITL p99/p50 of the short streams {m['itl_p99_ms'] / m['itl_p50_ms']:.2f}")

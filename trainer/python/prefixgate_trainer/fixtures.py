@@ -106,6 +106,8 @@ def _build(out: Path) -> None:
     slot_graph.export(model_dir, out / "tiny-bloom-slots")
     # And as an append graph (slots read once, only the new columns' K/V returned; standard ops).
     slot_graph.export(model_dir, out / "tiny-bloom-append", "append")
+    # And as a paged graph (a page pool read through a block table; standard ops).
+    slot_graph.export(model_dir, out / "tiny-bloom-paged", "paged")
     print(f"base model ready ({time.time() - started:.0f}s)")
 
     base, hf_tok = load_base(model_dir)

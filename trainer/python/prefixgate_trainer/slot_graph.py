@@ -45,7 +45,9 @@ from safetensors.numpy import load_file
 EXTERNAL_DATA_ABOVE = 1 << 30  # weights above this go to model.onnx.data (protobuf's 2 GiB limit)
 LAYOUT = "prefixgate-slots-1"
 APPEND_LAYOUT = "prefixgate-append-1"
-ATTENTIONS = ("gqa", "append")
+PAGED_LAYOUT = "prefixgate-paged-1"
+ATTENTIONS = ("gqa", "append", "paged")
+LAYOUTS = {"gqa": LAYOUT, "append": APPEND_LAYOUT, "paged": PAGED_LAYOUT}
 
 
 def alibi_slopes(n_head: int) -> np.ndarray:
@@ -143,6 +145,66 @@ def _append_attention(b: _Builder, i: int, q: str, k: str, v: str, masks: tuple[
     return b.op1("Reshape", [merged, b.init(f"h.{i}.merge_shape", np.array([0, 0, hidden], np.int64))])
 
 
+def _paged_masks(b: _Builder, n_head: int) -> tuple[str, str]:
+    """The paged layout's bias and mask, shared by every layer, in the heads-first order its
+    attention runs in: (alibi [H, B, 1, W+S], allowed [1, B, S, W+S] bool). Key columns are the
+    row's W gathered page columns (its tokens in order, live where the mask is 1) followed by the
+    run's S new tokens; the rest is _append_masks'."""
+    mask = "attention_mask"
+    cum = b.op1("CumSum", [mask, b.init("axis_last", np.array(-1, np.int64))])
+    pos = b.op1("Mul", [b.op1("Sub", [cum, b.init("one_i64", np.array(1, np.int64))]), mask])  # [B, T]
+    axes = b.init("axes_0_2", np.array([0, 2], np.int64))
+    posf = b.op1("Cast", [b.op1("Unsqueeze", [pos, axes])], to=TensorProto.FLOAT)  # [1, B, 1, T]
+    slopes = b.init("alibi_slopes", alibi_slopes(n_head).reshape(n_head, 1, 1, 1))
+    alibi = b.op1("Mul", [slopes, posf])  # [H, B, 1, T]
+    seq = b.op1("Gather", [b.op1("Shape", ["input_ids"]), b.init("idx_1", np.array(1, np.int64))], axis=0)
+    total = b.op1("Gather", [b.op1("Shape", [mask]), b.init("idx_1b", np.array(1, np.int64))], axis=0)
+    zero = b.init("zero_i64", np.array(0, np.int64))
+    step = b.init("step_i64", np.array(1, np.int64))
+    cols = b.op1("Range", [zero, total, step])  # [T]
+    rows = b.op1("Add", [b.op1("Range", [zero, seq, step]), b.op1("Sub", [total, seq])])  # [S]: W + t
+    causal = b.op1("LessOrEqual", [b.op1("Unsqueeze", [cols, b.init("axes_0", np.array([0], np.int64))]),
+                                   b.op1("Unsqueeze", [rows, b.init("axes_1", np.array([1], np.int64))])])  # [S, T]
+    live = b.op1("Cast", [b.op1("Unsqueeze", [mask, axes])], to=TensorProto.BOOL)  # [1, B, 1, T]
+    return alibi, b.op1("And", [live, causal])
+
+
+def _paged_attention(b: _Builder, i: int, q: str, k: str, v: str, masks: tuple[str, str],
+                     n_head: int, head_dim: int, hidden: int) -> str:
+    """Attention over a page pool: past_key_values.{i}.* are pools [H, N, G, d] (N pages of G
+    tokens, any N and G), block_table [B, NP] lists each row's pages in token order, and one Gather
+    per kind makes the run's [H, B, NP*G, d] past, a transient that ONNX Runtime's arena reuses
+    layer after layer. Attention runs heads-first ([H, B, ...]) so that the gathered past needs no
+    transposed copy; only the small query, new K/V and context tensors are transposed. Returns
+    only the new tokens' K/V, [B, H, S, d], as present.{i}.*; scores as HF's BLOOM."""
+    alibi, allowed = masks
+    heads = b.init(f"h.{i}.heads_shape", np.array([0, 0, n_head, head_dim], np.int64))
+    flat = b.init(f"h.{i}.pages_shape", np.array([0, 0, -1, head_dim], np.int64))
+
+    def new_kv(t: str, out: str) -> str:
+        r = b.op1("Reshape", [t, heads])  # [B, S, H, d]
+        b.nodes.append(helper.make_node("Transpose", [r], [out], perm=[0, 2, 1, 3], name=f"Transpose_{out}"))
+        return b.op1("Transpose", [r], perm=[2, 0, 1, 3])  # [H, B, S, d]
+
+    qh = b.op1("Transpose", [b.op1("Reshape", [q, heads])], perm=[2, 0, 1, 3])  # [H, B, S, d]
+    kh = new_kv(k, f"present.{i}.key")
+    vh = new_kv(v, f"present.{i}.value")
+    pk = b.op1("Reshape", [b.op1("Gather", [f"past_key_values.{i}.key", "block_table"], axis=1), flat])
+    pv = b.op1("Reshape", [b.op1("Gather", [f"past_key_values.{i}.value", "block_table"], axis=1), flat])
+    scale = 1.0 / math.sqrt(head_dim)
+    s_past = b.op1("FusedMatMul", [qh, pk], domain="com.microsoft", transB=1, alpha=scale)  # [H, B, S, W]
+    s_new = b.op1("FusedMatMul", [qh, kh], domain="com.microsoft", transB=1, alpha=scale)  # [H, B, S, S]
+    scores = b.op1("Add", [b.op1("Concat", [s_past, s_new], axis=-1), alibi])
+    scores = b.op1("Where", [allowed, scores, b.init(f"h.{i}.fmin", np.array(np.finfo(np.float32).min, np.float32))])
+    probs = b.op1("Softmax", [scores], axis=-1)
+    w_len = b.op1("Shape", [pk], start=2, end=3)  # [W]
+    p_past, p_new = b.op("Split", [probs, b.op1("Concat", [w_len, b.op1("Shape", [kh], start=2, end=3)], axis=0)],
+                         n_out=2, axis=-1)
+    ctx = b.op1("Add", [b.op1("MatMul", [p_past, pv]), b.op1("MatMul", [p_new, vh])])  # [H, B, S, d]
+    merged = b.op1("Transpose", [ctx], perm=[1, 2, 0, 3])  # [B, S, H, d]
+    return b.op1("Reshape", [merged, b.init(f"h.{i}.merge_shape", np.array([0, 0, hidden], np.int64))])
+
+
 def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
     if attention not in ATTENTIONS:
         raise ValueError(f"attention {attention!r} is not one of {ATTENTIONS}")
@@ -180,6 +242,8 @@ def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
 
     if attention == "append":
         attend = _append_masks(b, n_head)
+    elif attention == "paged":
+        attend = _paged_masks(b, n_head)
     else:
         # ALiBi: bias[0, h, s, j] = slope_h * j for j < total_sequence_length (GQA adds it after the
         # 1/sqrt(d) scaling, as HF's baddbmm(alibi, q, k, beta=1, alpha=1/sqrt(d)) does).
@@ -211,6 +275,8 @@ def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
                        n_out=3, axis=-1)
         if attention == "append":
             attn = _append_attention(b, i, q, k, v, attend, n_head, head_dim, hidden)
+        elif attention == "paged":
+            attn = _paged_attention(b, i, q, k, v, attend, n_head, head_dim, hidden)
         else:
             # The operator's own outputs are the graph's present tensors: only then can the caller's
             # shared buffer reach it (an Identity in between would copy the whole KV every step).
@@ -226,13 +292,14 @@ def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
         hmid = b.op1("Gelu", [linear(ln2, p + ".mlp.dense_h_to_4h")], approximate="tanh")
         x = b.op1("Add", [x, linear(hmid, p + ".mlp.dense_4h_to_h")])
 
-    # Last position only: a prompt run has B = 1 and no padding, a decode run has S = 1.
+    # Last position only: a slot prompt run has B = 1 and no padding, a decode run has S = 1, and
+    # a paged prompt run right-aligns its rows' prompts.
     last = b.op1("Slice", [x, b.init("m1", np.array([-1], np.int64)),
                            b.init("big", np.array([np.iinfo(np.int64).max], np.int64)),
                            b.init("ax1", np.array([1], np.int64))])  # [B, 1, hidden]
     last = layer_norm(last, "ln_f")
     flat = b.op1("Reshape", [last, b.init("flat_shape", np.array([-1, hidden], np.int64))])
-    if attention == "append":
+    if attention in ("append", "paged"):
         # A transposed copy for MatMul, as optimum's graphs have it: ORT prepacks a constant MatMul
         # weight once, where Gemm's transB re-reads [V, hidden] the slow way every run.
         lm_head = b.init("lm_head_t", t("word_embeddings.weight").T)  # [hidden, V]
@@ -242,10 +309,13 @@ def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
     out_shape = b.init("logits_shape", np.array([-1, 1, vocab], np.int64))
     b.nodes.append(helper.make_node("Reshape", [scores, out_shape], ["logits"]))
 
-    kv = ["B", n_head, "C", head_dim]
+    kv = [n_head, "N", "G", head_dim] if attention == "paged" else ["B", n_head, "C", head_dim]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "S"])]
     if attention == "append":
         inputs.append(helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["B", "C_plus_S"]))
+    elif attention == "paged":
+        inputs += [helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["B", "W_plus_S"]),
+                   helper.make_tensor_value_info("block_table", TensorProto.INT64, ["B", "NP"])]
     else:
         inputs += [helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["B"]),
                    helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, [])]
@@ -255,14 +325,14 @@ def build(model_dir: Path, attention: str = "gqa") -> onnx.ModelProto:
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", TensorProto.FLOAT, kv))
             outputs.append(helper.make_tensor_value_info(f"present.{i}.{kind}", TensorProto.FLOAT,
-                                                         new_kv if attention == "append" else kv))
+                                                         kv if attention == "gqa" else new_kv))
     graph = helper.make_graph(b.nodes, "bloom_slots", inputs, outputs, b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20),
                                                     helper.make_opsetid("com.microsoft", 1)],
                               producer_name="prefixgate_trainer.slot_graph")
     model.ir_version = 10
     model.metadata_props.append(onnx.StringStringEntryProto(
-        key="prefixgate.kv_layout", value=APPEND_LAYOUT if attention == "append" else LAYOUT))
+        key="prefixgate.kv_layout", value=LAYOUTS[attention]))
     return model
 
 
@@ -296,7 +366,8 @@ def main() -> None:
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--attention", choices=ATTENTIONS, default="gqa",
                     help="gqa: GroupQueryAttention writes in place; append: standard ops read past once "
-                         "and return only the new tokens' K/V")
+                         "and return only the new tokens' K/V; paged: the same over a page pool and a "
+                         "block table (KV held follows the live tokens)")
     a = ap.parse_args()
     print(export(a.model_dir, a.out_dir, a.attention))
 

@@ -111,6 +111,12 @@ public class ApiMetrics {
             "prefixgate.engine.memory.budget.bytes", engine, e -> e.stats().memoryBudgetBytes())
         .description("the engine's memory budget")
         .register(registry);
+    Gauge.builder("prefixgate.engine.kv.held.bytes", engine, e -> e.stats().kvHeldBytes())
+        .description("bytes of KV buffers the engine holds (arenas or page pool)")
+        .register(registry);
+    Gauge.builder("prefixgate.engine.kv.live.bytes", engine, e -> e.stats().kvLiveBytes())
+        .description("bytes the running and prefilling rows' KV tokens need")
+        .register(registry);
     Gauge.builder("prefixgate.kv.usage.ratio", engine, ApiMetrics::kvUsage)
         .description("engine memory in use as a fraction of its budget, 0 to 1")
         .register(registry);

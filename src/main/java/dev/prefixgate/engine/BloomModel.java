@@ -110,6 +110,7 @@ public final class BloomModel implements AutoCloseable {
                   + switch (model.contract.kvLayout()) {
                     case SLOTS -> ", KV in place in fixed slots";
                     case APPEND -> ", KV in fixed slots, new columns appended";
+                    case PAGED -> ", KV in pages of a pool";
                     case CONCAT -> "";
                   }
                   + ") on "

@@ -64,6 +64,9 @@ public final class Engine implements AutoCloseable {
   /** Cap on one prefill run's logits when the graph writes every position. */
   static final long PREFILL_LOGITS_BYTES = 64L << 20;
 
+  /** Tokens per page of the paged layout's pool ({@link GraphContract.KvLayout#PAGED}). */
+  static final int PAGE_TOKENS = 16;
+
   /** Idle time after which the engine's buffers are handed back (see {@link #idle}). */
   static final long IDLE_RELEASE_NANOS = 2_000_000_000L;
 
@@ -103,6 +106,13 @@ public final class Engine implements AutoCloseable {
   private final SlotArena slotKv;
   private final IntBuffer seqlens; // (rows) int32: each row's length after the run, minus 1
   private final IntBuffer totalLen; // scalar int32: the longest row's length after the run
+  // Paged layout (GraphContract.KvLayout.PAGED): one pool of pages per layer and kind; a row holds
+  // the pages of its tokens, taken as it grows and given back when it leaves. Nothing moves.
+  private final boolean pagedLayout;
+  private final PagePool pool;
+  private LongBuffer blockTable; // PAGED: (rows, pages per row), each row's pages in token order
+  private volatile long kvHeldBytes; // KV buffers the engine holds, whatever the layout
+  private volatile long kvLiveBytes; // the running and prefilling rows' tokens x bytes per token
 
   private final AtomicLong steps = new AtomicLong();
   private final AtomicLong generatedTokens = new AtomicLong();
@@ -130,6 +140,8 @@ public final class Engine implements AutoCloseable {
     this.slotLayout = contract.kvLayout().slotted();
     this.appendLayout = contract.kvLayout() == GraphContract.KvLayout.APPEND;
     this.slotKv = slotLayout ? new SlotArena() : null;
+    this.pagedLayout = contract.kvLayout() == GraphContract.KvLayout.PAGED;
+    this.pool = pagedLayout ? new PagePool(PAGE_TOKENS) : null;
     this.seqlens = intBuffer(options.maxBatchRows());
     this.totalLen = intBuffer(1);
     this.kvBytesPerToken =
@@ -147,8 +159,10 @@ public final class Engine implements AutoCloseable {
                         + EngineMemory.mib(EngineMemory.directMemoryLimit())
                         + " MiB)")
                 + "; 1000 KV tokens in flight take "
-                + EngineMemory.mib((slotLayout ? 1 : 2) * kvBytesPerToken * 1000)
-                + (slotLayout ? " MiB (one arena); logits " : " MiB (both arenas); logits ")
+                + EngineMemory.mib((slotLayout || pagedLayout ? 1 : 2) * kvBytesPerToken * 1000)
+                + (pagedLayout
+                    ? " MiB (pages of " + PAGE_TOKENS + " tokens); logits "
+                    : slotLayout ? " MiB (one arena); logits " : " MiB (both arenas); logits ")
                 + contract.logitsLayout()
                 + "; KV "
                 + contract.kvLayout());
@@ -178,7 +192,9 @@ public final class Engine implements AutoCloseable {
       long generatedTokens,
       long prefillTokens,
       long memoryBytes,
-      long memoryBudgetBytes) {}
+      long memoryBudgetBytes,
+      long kvHeldBytes,
+      long kvLiveBytes) {}
 
   public Stats stats() {
     return new Stats(
@@ -188,7 +204,9 @@ public final class Engine implements AutoCloseable {
         generatedTokens.get(),
         prefillTokens.get(),
         memory.used(),
-        memory.budget());
+        memory.budget(),
+        kvHeldBytes,
+        kvLiveBytes);
   }
 
   public BloomModel model() {
@@ -285,6 +303,7 @@ public final class Engine implements AutoCloseable {
         pastLen = 0;
         runningRows = 0;
         if (slotKv != null) slotKv.release();
+        if (pool != null) pool.release();
       }
     }
     for (Sequence s : scheduler.drain()) finish(s, FinishReason.CANCELLED, null);
@@ -300,9 +319,11 @@ public final class Engine implements AutoCloseable {
       if (s.cancelled && !s.done) finish(s, FinishReason.CANCELLED, null);
     }
     if (slotLayout && anyDone()) compactAndFit(); // before newcomers take slots
+    if (pagedLayout && anyDone()) dropPagedRows(); // before newcomers take pages
     if (prefilling == null && prefillQueue.isEmpty()) {
       newcomers = admit();
       prefillQueue.addAll(prefillChunks(newcomers));
+      if (pagedLayout && !newcomers.isEmpty()) reservePages(newcomers);
     }
     // With rows running, one prefill run of at most prefill_step_tokens per decode step, so the
     // running streams keep emitting while a long prompt goes in; with none, prefill at full size.
@@ -310,12 +331,18 @@ public final class Engine implements AutoCloseable {
       List<Sequence> joining = prefilling;
       if (joining == null) {
         joining = prefillQueue.poll();
-        if (!(slotLayout ? startSlotPrefill(joining.get(0)) : startPrefill(joining))) continue;
+        boolean started =
+            slotLayout
+                ? startSlotPrefill(joining.get(0))
+                : pagedLayout ? startPagedPrefill(joining) : startPrefill(joining);
+        if (!started) continue;
       }
       boolean budgeted = !rows.isEmpty() && options.prefillStepTokens() > 0;
       int columns = budgeted ? options.prefillStepTokens() / joining.size() : Integer.MAX_VALUE;
       if (slotLayout) {
         if (slotPrefillRun(columns)) slotJoin(joining.get(0));
+      } else if (pagedLayout) {
+        if (pagedPrefillRun(columns)) pagedJoin(joining);
       } else if (prefillRun(columns)) {
         rebuild(joining);
       }
@@ -324,9 +351,11 @@ public final class Engine implements AutoCloseable {
     if (prefilling == null && prefillQueue.isEmpty()) newcomers = List.of();
     if (anyDone()) {
       if (slotLayout) compactAndFit();
+      else if (pagedLayout) dropPagedRows();
       else rebuild(List.of());
     }
     runningRows = rows.size();
+    noteKv();
     if (rows.isEmpty()) {
       if (prefilling != null || !prefillQueue.isEmpty()) { // goes on at full size
         idleSinceNanos = -1;
@@ -339,7 +368,27 @@ public final class Engine implements AutoCloseable {
     }
     idleSinceNanos = -1;
     if (slotLayout) slotDecode();
+    else if (pagedLayout) pagedDecode();
     else decode();
+  }
+
+  /** Updates the KV gauges: what the engine holds for KV, and what its rows' tokens need. */
+  private void noteKv() {
+    long live = 0;
+    for (Sequence s : rows) live += s.len;
+    if (prefilling != null) {
+      for (Sequence s : prefilling) live += s.len;
+    }
+    kvLiveBytes = live * kvBytesPerToken;
+    long held;
+    if (pagedLayout) {
+      held = pool.heldBytes();
+    } else if (slotLayout) {
+      held = slotKv.heldBytes();
+    } else {
+      held = past.heldBytes() + spare.heldBytes();
+    }
+    kvHeldBytes = held;
   }
 
   private boolean anyDone() {
@@ -372,7 +421,10 @@ public final class Engine implements AutoCloseable {
               q ->
                   used + q.request.reservedTokens() <= options.maxBatchTokens()
                       && plannedBytes(
-                              rowsAfter, Math.max(width, q.request.reservedTokens()), q.request)
+                              rowsAfter,
+                              Math.max(width, q.request.reservedTokens()),
+                              used + q.request.reservedTokens(),
+                              q.request)
                           <= memory.budget(),
               tenant -> held.getOrDefault(tenant, none)[0],
               options.tenantShareRows(),
@@ -397,6 +449,32 @@ public final class Engine implements AutoCloseable {
    * one prefill run, logits and the small id and mask buffers.
    */
   long plannedBytes(int rows, int width, GenerationRequest newcomer) {
+    return plannedBytes(rows, width, Math.multiplyExact((long) rows, width), newcomer);
+  }
+
+  /**
+   * Like {@link #plannedBytes(int, int, GenerationRequest)}, where the rows reserve {@code tokens}
+   * KV tokens in all: the paged layout holds pages for those, not rows x widest.
+   */
+  long plannedBytes(int rows, int width, long tokens, GenerationRequest newcomer) {
+    if (pagedLayout) {
+      // Every row's reservation in whole pages, and while the pool grows one more layer of it.
+      long pages = Math.addExact(tokens, (long) rows * (PAGE_TOKENS - 1)) / PAGE_TOKENS;
+      long poolBytes = Math.multiplyExact(pages * PAGE_TOKENS, kvBytesPerToken);
+      long vocabRow = (long) cfg.vocabSize() * Float.BYTES;
+      long newColumns = Math.max(options.maxBatchRows(), options.maxPrefillTokens());
+      long tableWidth = (long) width / PAGE_TOKENS + 2;
+      long small =
+          Math.addExact(
+              Math.multiplyExact(newColumns, kvBytesPerToken),
+              (long) Long.BYTES
+                  * (options.maxPrefillTokens()
+                      + (long) options.maxBatchRows()
+                          * (tableWidth * (PAGE_TOKENS + 1) + options.maxPrefillTokens())));
+      return Math.addExact(
+          poolBytes + poolBytes / cfg.nLayer(),
+          Math.addExact(options.maxBatchRows() * vocabRow, small));
+    }
     if (slotLayout) {
       // One arena, and while it grows one more layer's key and value buffers at the new size.
       long arena = Math.multiplyExact((long) rows * width, kvBytesPerToken);
@@ -979,6 +1057,284 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  // ---- paged layout: a row's tokens live in pages of one pool; joining, leaving and growing
+  // move nothing but the pool itself when it is re-made
+
+  private static int pagesFor(int tokens) {
+    return (tokens + PAGE_TOKENS - 1) / PAGE_TOKENS;
+  }
+
+  /**
+   * Starts the prefill of newcomers (several at once, prompts right-aligned as in {@link
+   * #startPrefill}): takes the pages their prefixes and prompts need and writes the prefixes into
+   * them. When the pool or a buffer cannot be had, only these newcomers fail.
+   *
+   * @return false when the newcomers failed
+   */
+  private boolean startPagedPrefill(List<Sequence> chunk) {
+    int b = chunk.size();
+    int pmax = 0;
+    int smax = 0;
+    int pages = 0;
+    for (Sequence s : chunk) {
+      pmax = Math.max(pmax, s.request.prefixLength());
+      smax = Math.max(smax, s.request.promptIds().length);
+      pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
+    }
+    int seg = segmentLength(b, smax);
+    int heads = cfg.nHead();
+    int d = cfg.headDim();
+    try {
+      int tableWidth = pagesFor(pmax + smax) + 1;
+      pool.ensureFree(pages);
+      ids = memory.ensure(ids, Math.multiplyExact((long) b, seg), "prefill input ids");
+      blockTable =
+          memory.ensure(blockTable, Math.multiplyExact((long) b, tableWidth), "block table");
+      maskBuf =
+          memory.ensure(
+              maskBuf,
+              Math.multiplyExact((long) b, (long) tableWidth * PAGE_TOKENS + seg),
+              "prefill mask");
+      newKv =
+          memory.ensure(
+              newKv,
+              Math.multiplyExact(2L * cfg.nLayer(), Math.multiplyExact((long) b * heads, seg * d)),
+              "new KV of one run");
+      logits = memory.ensure(logits, Math.multiplyExact((long) b, cfg.vocabSize()), "logits");
+    } catch (EngineMemoryException | ArithmeticException e) {
+      LOG.warning("prefill of " + b + " requests refused: " + e.getMessage());
+      failRows(
+          chunk,
+          "not enough engine memory to prefill "
+              + b
+              + " request(s) of up to "
+              + (pmax + smax)
+              + " tokens now: "
+              + e.getMessage());
+      return false;
+    }
+    for (Sequence s : chunk) {
+      int p = s.request.prefixLength();
+      pool.take(s, pagesFor(p + s.request.promptIds().length));
+      s.len = 0;
+      if (p > 0) {
+        for (int layer = 0; layer < cfg.nLayer(); layer++) {
+          for (int kv = 0; kv < 2; kv++) {
+            FloatBuffer dst = kv == 0 ? pool.keys[layer] : pool.values[layer];
+            FloatBuffer src =
+                kv == 0 ? s.request.prefix().key(layer) : s.request.prefix().value(layer);
+            for (int h = 0; h < heads; h++) {
+              for (int t = 0; t < p; t += PAGE_TOKENS) {
+                int n = Math.min(PAGE_TOKENS, p - t);
+                dst.put(pool.offset(s.pages[t / PAGE_TOKENS], h), src, (h * p + t) * d, n * d);
+              }
+            }
+          }
+        }
+      }
+      s.len = p;
+    }
+    prefilling = chunk;
+    prefillPmax = pmax;
+    prefillSmax = smax;
+    prefillSegment = seg;
+    prefillDone = 0;
+    return true;
+  }
+
+  /**
+   * One ORT run over the next at most {@code maxColumns} prompt columns of the newcomers; each
+   * row's new tokens go into its pages. After the last run, samples each one's first token. On an
+   * ONNX error only these newcomers fail (and give their pages back).
+   *
+   * @return true when their prompts are complete
+   */
+  private boolean pagedPrefillRun(int maxColumns) {
+    List<Sequence> chunk = prefilling;
+    int b = chunk.size();
+    int smax = prefillSmax;
+    int start = prefillDone;
+    int n = Math.min(Math.min(prefillSegment, Math.max(1, maxColumns)), smax - start);
+    try {
+      for (int r = 0; r < b; r++) {
+        Sequence s = chunk.get(r);
+        int[] prompt = s.request.promptIds();
+        int lead = smax - prompt.length; // the prompt's first column
+        for (int c = 0; c < n; c++) {
+          int col = start + c;
+          ids.put(r * n + c, col < lead ? cfg.padTokenId() : prompt[col - lead]);
+        }
+      }
+      int[] firstReal = new int[b];
+      for (int r = 0; r < b; r++) {
+        int lead = smax - chunk.get(r).request.promptIds().length;
+        firstReal[r] = Math.min(n, Math.max(0, lead - start));
+      }
+      runPaged(chunk, n, firstReal);
+    } catch (OrtException | RuntimeException | OutOfMemoryError e) {
+      LOG.log(Level.SEVERE, "prefill failed for " + b + " requests", e);
+      failRows(chunk, e);
+      for (Sequence s : chunk) pool.give(s);
+      prefilling = null;
+      return false;
+    }
+    steps.incrementAndGet();
+    prefillDone = start + n;
+    if (prefillDone < smax) return false;
+    prefilling = null;
+    for (int r = 0; r < b; r++) {
+      Sequence s = chunk.get(r);
+      prefillTokens.addAndGet(s.request.promptIds().length);
+      accept(s, r * cfg.vocabSize());
+    }
+    return true;
+  }
+
+  /**
+   * Grows the pool once for all of an admission's newcomers, rather than once per prefill chunk
+   * (each growth copies the pool). When that cannot be had, each chunk still asks for its own pages
+   * at its start, and only a chunk that cannot have them fails.
+   */
+  private void reservePages(List<Sequence> admitted) {
+    long pages = 0;
+    for (Sequence s : admitted) {
+      pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
+    }
+    try {
+      pool.ensureFree(Math.toIntExact(pages));
+    } catch (EngineMemoryException | ArithmeticException e) {
+      LOG.fine(() -> "pages for all newcomers at once: " + e.getMessage());
+    }
+  }
+
+  /** Prefilled newcomers join the running rows; nothing is copied. */
+  private void pagedJoin(List<Sequence> joined) {
+    for (Sequence s : joined) {
+      if (s.done) pool.give(s);
+      else rows.add(s);
+    }
+  }
+
+  /** Drops finished rows and gives their pages back; a pool far larger than needed shrinks. */
+  private void dropPagedRows() {
+    int kept = 0;
+    for (Sequence s : rows) {
+      if (s.done) pool.give(s);
+      else rows.set(kept++, s);
+    }
+    rows.subList(kept, rows.size()).clear();
+    int inUse = pool.inUse();
+    int target = Math.max(inUse + inUse / 16, PagePool.MIN_PAGES);
+    if (pool.pages > 2 * target) {
+      List<Sequence> live = new ArrayList<>(rows);
+      if (prefilling != null) live.addAll(prefilling);
+      pool.remake(target, live);
+    }
+  }
+
+  /** One token for every running row, its K/V written into the row's next page column. */
+  private void pagedDecode() throws OrtException {
+    int b = rows.size();
+    int full = 0;
+    for (Sequence s : rows) {
+      if (s.len == s.pageCount * PAGE_TOKENS) full++;
+    }
+    // Within the admission plan (every row's reservation in pages), so the budget holds.
+    pool.ensureFree(full);
+    int widest = 1;
+    for (Sequence s : rows) {
+      if (s.len == s.pageCount * PAGE_TOKENS) pool.take(s, s.pageCount + 1);
+      widest = Math.max(widest, pagesFor(s.len));
+    }
+    int vocab = cfg.vocabSize();
+    int heads = cfg.nHead();
+    int d = cfg.headDim();
+    ids = memory.ensure(ids, b, "decode input ids");
+    logits = memory.ensure(logits, (long) b * vocab, "decode logits");
+    blockTable = memory.ensure(blockTable, (long) b * widest, "block table");
+    maskBuf = memory.ensure(maskBuf, (long) b * (widest * PAGE_TOKENS + 1), "decode mask");
+    newKv = memory.ensure(newKv, 2L * cfg.nLayer() * b * heads * d, "new KV of one run");
+    for (int r = 0; r < b; r++) ids.put(r, rows.get(r).lastToken);
+    runPaged(rows, 1, new int[b]);
+    steps.incrementAndGet();
+    for (int r = 0; r < b; r++) {
+      Sequence s = rows.get(r);
+      if (!s.done) accept(s, r * vocab);
+    }
+  }
+
+  /**
+   * One run of the paged graph over {@code batch} with {@code seq} input columns per row (already
+   * in {@link #ids}); row r's columns before {@code firstReal[r]} are padding (right-aligned
+   * prompts). Builds the block table and the mask, runs, writes each row's real new tokens into its
+   * pages and advances its {@code len}.
+   */
+  private void runPaged(List<Sequence> batch, int seq, int[] firstReal) throws OrtException {
+    int b = batch.size();
+    int heads = cfg.nHead();
+    int d = cfg.headDim();
+    int tablePages = 1;
+    for (Sequence s : batch) tablePages = Math.max(tablePages, pagesFor(s.len));
+    int past = tablePages * PAGE_TOKENS;
+    int width = past + seq;
+    for (int r = 0; r < b; r++) {
+      Sequence s = batch.get(r);
+      int used = pagesFor(s.len);
+      for (int k = 0; k < tablePages; k++) {
+        blockTable.put(r * tablePages + k, k < used ? s.pages[k] : s.pages[0]);
+      }
+      int row = r * width;
+      for (int c = 0; c < past; c++) maskBuf.put(row + c, c < s.len ? 1L : 0L);
+      for (int c = 0; c < seq; c++) maskBuf.put(row + past + c, c >= firstReal[r] ? 1L : 0L);
+    }
+    int perLayer = b * heads * seq * d;
+    long[] newShape = {b, heads, seq, d};
+    long[] poolShape = {heads, pool.pages, PAGE_TOKENS, d};
+    Map<String, OnnxTensor> in = new HashMap<>();
+    Map<String, OnnxTensor> out = new HashMap<>();
+    try {
+      in.put(GraphContract.INPUT_IDS, tensor(ids, b, seq));
+      in.put(GraphContract.ATTENTION_MASK, tensor(maskBuf, b, width));
+      in.put(GraphContract.BLOCK_TABLE, tensor(blockTable, b, tablePages));
+      out.put(GraphContract.LOGITS, tensor(logits, b, 1, cfg.vocabSize()));
+      for (int layer = 0; layer < cfg.nLayer(); layer++) {
+        in.put(contract.pastKey(layer), tensor(pool.keys[layer], poolShape));
+        in.put(contract.pastValue(layer), tensor(pool.values[layer], poolShape));
+        out.put(
+            contract.presentKey(layer),
+            OnnxTensor.createTensor(
+                model.env(), newKv.slice(2 * layer * perLayer, perLayer), newShape));
+        out.put(
+            contract.presentValue(layer),
+            OnnxTensor.createTensor(
+                model.env(), newKv.slice((2 * layer + 1) * perLayer, perLayer), newShape));
+      }
+      model.run(in, out);
+    } finally {
+      closeAll(in);
+      closeAll(out);
+    }
+    for (int r = 0; r < b; r++) {
+      Sequence s = batch.get(r);
+      int first = firstReal[r];
+      for (int c = first; c < seq; c++) {
+        int t = s.len + c - first;
+        int page = s.pages[t / PAGE_TOKENS];
+        int at = (t % PAGE_TOKENS) * d;
+        for (int layer = 0; layer < cfg.nLayer(); layer++) {
+          for (int kv = 0; kv < 2; kv++) {
+            FloatBuffer dst = kv == 0 ? pool.keys[layer] : pool.values[layer];
+            int src = (2 * layer + kv) * perLayer + ((r * heads) * seq + c) * d;
+            for (int h = 0; h < heads; h++) {
+              dst.put(pool.offset(page, h) + at, newKv, src + h * seq * d, d);
+            }
+          }
+        }
+      }
+      s.len += seq - first;
+    }
+  }
+
   /** One token for every running row. */
   private void decode() throws OrtException {
     int b = rows.size();
@@ -1038,6 +1394,9 @@ public final class Engine implements AutoCloseable {
     prefillIn.release();
     prefillOut.release();
     if (slotKv != null) slotKv.release();
+    if (pool != null) pool.release();
+    memory.release(blockTable);
+    blockTable = null;
     memory.release(logits);
     memory.release(ids);
     memory.release(maskBuf);
@@ -1197,6 +1556,11 @@ public final class Engine implements AutoCloseable {
         keys[i] = memory.ensure(keys[i], floats, what);
         values[i] = memory.ensure(values[i], floats, what);
       }
+    }
+
+    /** What the arena holds now. */
+    long heldBytes() {
+      return keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
     }
 
     /** Like {@link #ensure}, and hands back buffers far larger than needed (load dropped). */
@@ -1365,6 +1729,178 @@ public final class Engine implements AutoCloseable {
       }
       slots = 0;
       columns = 0;
+    }
+  }
+
+  /**
+   * The paged layout's KV: per layer, key and value pools of {@code (n_head, pages, page_tokens,
+   * head_dim)}. A row takes pages as its tokens need them and gives them back when it leaves; the
+   * pool grows (a sixteenth beyond the need, page indices kept) when the free pages run out, and is
+   * re-made smaller (pages renumbered) when far fewer are in use, and handed back when idle.
+   */
+  private final class PagePool {
+    static final int MIN_PAGES = 4;
+    final int pageTokens;
+    final FloatBuffer[] keys = new FloatBuffer[cfg.nLayer()];
+    final FloatBuffer[] values = new FloatBuffer[cfg.nLayer()];
+    int pages;
+    private int[] free = new int[0];
+    private int freeCount;
+
+    PagePool(int pageTokens) {
+      this.pageTokens = pageTokens;
+    }
+
+    /** Floats of one page of one head. */
+    int pageFloats() {
+      return pageTokens * cfg.headDim();
+    }
+
+    /** Index of page {@code page} of head {@code h} in a layer's key (or value) pool. */
+    int offset(int page, int h) {
+      return Math.toIntExact(((long) h * pages + page) * pageFloats());
+    }
+
+    int inUse() {
+      return pages - freeCount;
+    }
+
+    /** What the pool holds now. */
+    long heldBytes() {
+      return keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
+    }
+
+    /** One layer's key and value pools of {@code n} pages. */
+    long layerBytes(int n) {
+      long floats = Math.multiplyExact((long) cfg.nHead() * n, (long) pageFloats());
+      return EngineMemory.bytes(Math.multiplyExact(2L, floats), Float.BYTES);
+    }
+
+    /** Whether a pool of {@code n} pages fits the budget while it is made (one layer at a time). */
+    boolean fits(int n) {
+      return memory.used() - heldBytes() + (keys.length + 1L) * layerBytes(n) <= memory.budget();
+    }
+
+    /** At least {@code k} free pages, growing the pool when needed. */
+    void ensureFree(int k) {
+      if (keys[0] != null && freeCount >= k) return;
+      int need = Math.addExact(inUse(), k);
+      // A sixteenth of headroom: KV held stays within about 1.07x of the pages in use, and a
+      // pool that grows token by token is re-made once per sixteenth of growth, not every page.
+      int target = Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
+      if (!fits(target)) target = need; // the headroom is a convenience, the plan is the need
+      remake(target, null);
+    }
+
+    /** Gives {@code s} pages until it has {@code count}. */
+    void take(Sequence s, int count) {
+      if (s.pages.length < count) s.pages = java.util.Arrays.copyOf(s.pages, count + 4);
+      while (s.pageCount < count) s.pages[s.pageCount++] = free[--freeCount];
+    }
+
+    /** Takes back all of {@code s}'s pages. */
+    void give(Sequence s) {
+      for (int i = 0; i < s.pageCount; i++) free[freeCount++] = s.pages[i];
+      s.pageCount = 0;
+    }
+
+    /**
+     * Re-makes the pool with {@code n} pages, one layer at a time. Growing ({@code live} null)
+     * keeps every page where it is; shrinking renumbers the pages of {@code live} (every row that
+     * holds pages) to [0, in use) and rewrites their page lists.
+     */
+    void remake(int n, List<Sequence> live) {
+      long layer = layerBytes(n);
+      if (!fits(n)) {
+        throw new EngineMemoryException(
+            "KV pool of "
+                + n
+                + " pages of "
+                + pageTokens
+                + " tokens needs "
+                + EngineMemory.mib(keys.length * layer)
+                + " MiB; the engine's budget of "
+                + EngineMemory.mib(memory.budget())
+                + " MiB has "
+                + EngineMemory.mib(memory.budget() - memory.used() + heldBytes() - layer)
+                + " MiB for it");
+      }
+      int[] map = null; // shrinking: old page -> new page
+      if (live != null) {
+        map = new int[pages];
+        int next = 0;
+        for (Sequence s : live) {
+          for (int i = 0; i < s.pageCount; i++) map[s.pages[i]] = next++;
+        }
+        if (next > n) throw new IllegalStateException(next + " pages in use, pool of " + n);
+      }
+      long floats = Math.multiplyExact((long) cfg.nHead() * n, (long) pageFloats());
+      int pf = pageFloats();
+      // Only the first allocation may fail cleanly (nothing changed yet); a later one leaves
+      // layers of two sizes, so it fails the whole batch (the engine loop's catch).
+      for (int i = 0; i < keys.length; i++) {
+        FloatBuffer k = null;
+        FloatBuffer v;
+        try {
+          k = memory.ensure((FloatBuffer) null, floats, "KV pool");
+          v = memory.ensure((FloatBuffer) null, floats, "KV pool");
+        } catch (EngineMemoryException e) {
+          memory.release(k);
+          if (i == 0) throw e;
+          throw new IllegalStateException("re-making the KV pool failed at layer " + i, e);
+        }
+        if (keys[i] != null) {
+          for (int h = 0; h < cfg.nHead(); h++) {
+            int from = h * pages * pf;
+            int to = h * n * pf;
+            if (map == null) {
+              int count = Math.min(pages, n) * pf;
+              k.put(to, keys[i], from, count);
+              v.put(to, values[i], from, count);
+            } else {
+              for (Sequence s : live) {
+                for (int p = 0; p < s.pageCount; p++) {
+                  int old = s.pages[p];
+                  k.put(to + map[old] * pf, keys[i], from + old * pf, pf);
+                  v.put(to + map[old] * pf, values[i], from + old * pf, pf);
+                }
+              }
+            }
+          }
+          memory.release(keys[i]);
+          memory.release(values[i]);
+        }
+        keys[i] = k;
+        values[i] = v;
+      }
+      int used;
+      if (map != null) {
+        used = 0;
+        for (Sequence s : live) {
+          for (int p = 0; p < s.pageCount; p++) s.pages[p] = map[s.pages[p]];
+          used += s.pageCount;
+        }
+        free = new int[n];
+        freeCount = 0;
+        for (int p = n - 1; p >= used; p--) free[freeCount++] = p;
+      } else {
+        int[] grown = java.util.Arrays.copyOf(free, n);
+        for (int p = n - 1; p >= pages; p--) grown[freeCount++] = p;
+        free = grown;
+      }
+      pages = n;
+    }
+
+    void release() {
+      for (int i = 0; i < keys.length; i++) {
+        memory.release(keys[i]);
+        memory.release(values[i]);
+        keys[i] = null;
+        values[i] = null;
+      }
+      pages = 0;
+      free = new int[0];
+      freeCount = 0;
     }
   }
 }

@@ -25,11 +25,14 @@ public final class GraphContract {
   public static final String LOGITS = "logits";
   public static final String SEQLENS_K = "seqlens_k";
   public static final String TOTAL_SEQUENCE_LENGTH = "total_sequence_length";
+  public static final String BLOCK_TABLE = "block_table";
 
   /** Model metadata key {@code prefixgate_trainer.slot_graph} writes, and the append value. */
   public static final String KV_LAYOUT_METADATA = "prefixgate.kv_layout";
 
   public static final String APPEND_LAYOUT = "prefixgate-append-1";
+
+  public static final String PAGED_LAYOUT = "prefixgate-paged-1";
 
   /** How the graph takes and returns the KV cache. */
   public enum KvLayout {
@@ -54,11 +57,21 @@ public final class GraphContract {
      * prefixgate_trainer.slot_graph --attention append} writes, with standard ops). Model metadata
      * {@value #KV_LAYOUT_METADATA} = {@value #APPEND_LAYOUT} names it.
      */
-    APPEND;
+    APPEND,
+    /**
+     * {@code past [n_head, pages, page_tokens, head_dim]} is a pool of pages, read through {@code
+     * block_table [batch, pages_per_row]} (each row's pages in token order); {@code attention_mask
+     * [batch, pages_per_row * page_tokens + seq]} marks each row's live columns [0, len) and the
+     * run's new tokens; {@code present [batch, n_head, seq, head_dim]} is only the new tokens' K/V,
+     * which the engine writes into the rows' pages (what {@code prefixgate_trainer.slot_graph
+     * --attention paged} writes). The page size is the engine's choice. Model metadata {@value
+     * #KV_LAYOUT_METADATA} = {@value #PAGED_LAYOUT} names it.
+     */
+    PAGED;
 
     /** Whether each row keeps its KV in a fixed slot of one arena (slots or append). */
     public boolean slotted() {
-      return this != CONCAT;
+      return this == SLOTS || this == APPEND;
     }
   }
 
@@ -142,9 +155,14 @@ public final class GraphContract {
       Map<String, NodeInfo> out = session.getOutputInfo();
       expect(problems, "input", in, INPUT_IDS, OnnxJavaType.INT64, 2, -1);
       boolean slots = in.containsKey(SEQLENS_K) && !in.containsKey(ATTENTION_MASK);
-      boolean append =
-          APPEND_LAYOUT.equals(session.getMetadata().getCustomMetadata().get(KV_LAYOUT_METADATA));
-      if (append) {
+      String layoutName = session.getMetadata().getCustomMetadata().get(KV_LAYOUT_METADATA);
+      boolean append = APPEND_LAYOUT.equals(layoutName);
+      boolean paged = PAGED_LAYOUT.equals(layoutName);
+      if (paged) {
+        kvLayout = KvLayout.PAGED;
+        expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
+        expect(problems, "input", in, BLOCK_TABLE, OnnxJavaType.INT64, 2, -1);
+      } else if (append) {
         kvLayout = KvLayout.APPEND;
         expect(problems, "input", in, ATTENTION_MASK, OnnxJavaType.INT64, 2, -1);
       } else if (slots) {
@@ -161,16 +179,16 @@ public final class GraphContract {
         } else {
           logitsLayout = layoutOf(shape);
         }
-        if ((slots || append) && logitsLayout != LogitsLayout.LAST_POSITION) {
+        if ((slots || append || paged) && logitsLayout != LogitsLayout.LAST_POSITION) {
           problems.add("a slot-layout graph must write logits [batch, 1, vocab]");
         }
       }
       for (int i = 0; i < config.nLayer(); i++) {
         for (String name : new String[] {pastKeys[i], pastValues[i]}) {
-          expectKv(problems, "input", in, name);
+          expectKv(problems, "input", in, name, paged ? 0 : 1);
         }
         for (String name : new String[] {presentKeys[i], presentValues[i]}) {
-          expectKv(problems, "output", out, name);
+          expectKv(problems, "output", out, name, 1);
         }
       }
       String extra = "past_key_values." + config.nLayer() + ".key";
@@ -182,7 +200,7 @@ public final class GraphContract {
         boolean known =
             kvLayout == KvLayout.SLOTS
                 ? name.equals(SEQLENS_K) || name.equals(TOTAL_SEQUENCE_LENGTH)
-                : name.equals(ATTENTION_MASK);
+                : name.equals(ATTENTION_MASK) || (paged && name.equals(BLOCK_TABLE));
         if (!name.equals(INPUT_IDS) && !known && !name.startsWith("past_key_values.")) {
           problems.add("graph has unexpected input '" + name + "' (e.g. position_ids)");
         }
@@ -195,11 +213,14 @@ public final class GraphContract {
     }
   }
 
-  private void expectKv(List<String> problems, String kind, Map<String, NodeInfo> nodes, String n) {
+  /** A KV tensor of rank 4 with its heads on axis {@code headAxis} and head_dim last. */
+  private void expectKv(
+      List<String> problems, String kind, Map<String, NodeInfo> nodes, String n, int headAxis) {
     if (!expect(problems, kind, nodes, n, OnnxJavaType.FLOAT, 4, -1)) return;
     long[] shape = ((TensorInfo) nodes.get(n).getInfo()).getShape();
-    if (shape[1] >= 0 && shape[1] != config.nHead()) {
-      problems.add(kind + " '" + n + "' has " + shape[1] + " heads, config has " + config.nHead());
+    if (shape[headAxis] >= 0 && shape[headAxis] != config.nHead()) {
+      problems.add(
+          kind + " '" + n + "' has " + shape[headAxis] + " heads, config has " + config.nHead());
     }
     if (shape[3] >= 0 && shape[3] != config.headDim()) {
       problems.add(

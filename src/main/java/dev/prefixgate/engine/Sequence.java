@@ -36,6 +36,11 @@ final class Sequence {
 
   int slot; // row index in the tensor it is copied from at the next rebuild
 
+  /** Paged layout: the pool pages holding this row's tokens, in order ([0, pageCount) are used). */
+  int[] pages = new int[0];
+
+  int pageCount;
+
   Sequence(GenerationRequest request, TokenListener listener, TextTokenizer tokenizer, long seed) {
     this.request = request;
     this.listener = listener;

@@ -1,0 +1,122 @@
+package dev.prefixgate.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link EngineSlotLayoutTest}'s tests on the committed paged graph ({@code
+ * trainer/fixtures/tiny-bloom-paged}, {@code prefixgate_trainer.slot_graph --attention paged}): KV
+ * lives in pages of one pool, read through a block table; newcomers are prefilled several at once
+ * and rows join and leave without any KV moving.
+ */
+class EnginePagedLayoutTest extends EngineSlotLayoutTest {
+  @Override
+  Path graph() {
+    return Path.of("trainer", "fixtures", "tiny-bloom-paged");
+  }
+
+  @Override
+  GraphContract.KvLayout layout() {
+    return GraphContract.KvLayout.PAGED;
+  }
+
+  private long perToken() {
+    ModelConfig cfg = model.config();
+    return 2L * cfg.nLayer() * cfg.nHead() * cfg.headDim() * Float.BYTES;
+  }
+
+  /**
+   * A 700-token row next to five short ones: the pool holds their live tokens in pages (within a
+   * sixteenth of headroom and each row's last, partly filled page), not rows x widest row as the
+   * other layouts do; every row stays exact, and once they have left the pool is re-made small.
+   */
+  @Test
+  void kvHeldFollowsTheLiveTokensNotTheWidestRow() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    List<String> ids = Fixtures.caseIds().subList(0, 5);
+    try (Engine e = engine(EngineOptions.defaults())) {
+      e.idleReleaseAfter(Duration.ofHours(1)); // only the shrink may hand memory back
+      Collector wide = new Collector();
+      e.submit(
+          new GenerationRequest(
+              "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true)),
+          wide);
+      List<Collector> outs = new ArrayList<>();
+      for (int i = 0; i < ids.size(); i++) {
+        Collector c = i == ids.size() - 1 ? new Gate(3) : new Collector();
+        e.submit(golden(ids.get(i), n), c);
+        outs.add(c);
+      }
+      Gate last = (Gate) outs.get(outs.size() - 1);
+      last.awaitHeld();
+      Engine.Stats held = e.stats();
+      int rows = held.running();
+      assertEquals(6, rows, "all six rows run together");
+      long live = held.kvLiveBytes();
+      assertTrue(live >= 700 * perToken(), "live " + live);
+      long rounding = (long) rows * Engine.PAGE_TOKENS * perToken();
+      assertTrue(
+          held.kvHeldBytes() <= live + live / 16 + rounding,
+          "held " + held.kvHeldBytes() + " for live " + live);
+      assertTrue(
+          held.kvHeldBytes() < (long) rows * 700 * perToken() / 3,
+          "far below rows x widest row: " + held.kvHeldBytes());
+      long whileWide = held.memoryBytes();
+      last.open();
+      assertEquals(FinishReason.LENGTH, wide.await().reason());
+      for (int i = 0; i < ids.size(); i++) {
+        outs.get(i).await();
+        assertArrayEquals(goldenIds(ids.get(i), n), outs.get(i).idArray(), ids.get(i));
+      }
+      Gate next = new Gate(1);
+      e.submit(golden(ids.get(0), n), next);
+      next.awaitHeld(); // past the step that dropped the finished rows
+      long afterwards = e.stats().memoryBytes();
+      next.open();
+      next.await();
+      assertArrayEquals(goldenIds(ids.get(0), n), next.idArray());
+      assertTrue(
+          whileWide - afterwards >= 600 * perToken(),
+          "pool re-made smaller: " + whileWide + " -> " + afterwards + " bytes");
+    }
+  }
+
+  /** The wide row alone gives the same tokens as next to the short rows (checked above). */
+  @Test
+  void aLongRowAloneAndBesideOthersGivesTheSameTokens() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    GenerationRequest wide =
+        new GenerationRequest(
+            "wide",
+            Fixtures.adapter("globex").kv(),
+            Fixtures.longPrompt(700),
+            SamplingParams.greedy(n).withIgnoreEos(true));
+    try (Engine e = engine(EngineOptions.defaults().withMaxPrefillTokens(64))) {
+      Collector alone = new Collector();
+      e.submit(wide, alone);
+      alone.await();
+      List<Collector> outs = new ArrayList<>();
+      Collector beside = new Collector();
+      for (String id : Fixtures.caseIds().subList(0, 4)) {
+        Collector c = new Collector();
+        e.submit(golden(id, n), c);
+        outs.add(c);
+      }
+      e.submit(wide, beside);
+      beside.await();
+      assertEquals(alone.ids, beside.ids);
+      for (int i = 0; i < outs.size(); i++) {
+        String id = Fixtures.caseIds().get(i);
+        outs.get(i).await();
+        assertArrayEquals(goldenIds(id, n), outs.get(i).idArray(), id);
+      }
+    }
+  }
+}
