@@ -71,6 +71,8 @@ def test_committed_fixtures_match_manifest_and_size_budget() -> None:
         data = (FIXTURES / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
         total += len(data)
-    assert total <= 24 * 1024 * 1024
+    # Four graphs of the demo weights (optimum layout, slots, append, paged) at 6.6 MB each, the
+    # tokenizer, adapters and goldens: about 28 MiB.
+    assert total <= 32 * 1024 * 1024
     assert manifest["kernels"]["pinned"], "commit fixtures built with the pinned kernels"
     assert manifest["kernels"]["settings"] == fixtures.KERNEL_PINS
