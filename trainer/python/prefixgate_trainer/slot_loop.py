@@ -20,6 +20,14 @@ import onnxruntime as ort
 from .prefix import PrefixKv
 
 
+def _session(model_dir: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+
+
 class SlotBloom:
     def __init__(self, model_dir: Path, rows: int, capacity: int, threads: int = 0) -> None:
         cfg = json.loads((model_dir / "config.json").read_text())
@@ -27,12 +35,7 @@ class SlotBloom:
         self.n_head = cfg["n_head"]
         self.head_dim = cfg["hidden_size"] // cfg["n_head"]
         self.capacity = capacity
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = _session(model_dir, threads)
         shape = (rows, self.n_head, capacity, self.head_dim)
         self.arena = [np.zeros(shape, np.float32) for _ in range(2 * self.n_layer)]
         self.lens = [0] * rows
@@ -133,12 +136,7 @@ class PagedBloom:
         self.n_head = cfg["n_head"]
         self.head_dim = cfg["hidden_size"] // cfg["n_head"]
         self.g = page_tokens
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = _session(model_dir, threads)
         shape = (self.n_head, pages, page_tokens, self.head_dim)
         self.pool = [np.zeros(shape, np.float32) for _ in range(2 * self.n_layer)]
         self.free = list(range(pages - 1, -1, -1))

@@ -1527,6 +1527,24 @@ public final class Engine implements AutoCloseable {
         .asIntBuffer();
   }
 
+  /**
+   * A new key and value buffer of {@code floats} each for layer {@code layer} of an arena being
+   * re-made one layer at a time. Only the first layer's allocation may fail cleanly (nothing has
+   * changed yet); a later one leaves layers of two sizes, so it fails the whole batch (the engine
+   * loop's catch).
+   */
+  private FloatBuffer[] layerPair(long floats, String what, int layer) {
+    FloatBuffer k = null;
+    try {
+      k = memory.ensure((FloatBuffer) null, floats, what);
+      return new FloatBuffer[] {k, memory.ensure((FloatBuffer) null, floats, what)};
+    } catch (EngineMemoryException e) {
+      memory.release(k);
+      if (layer == 0) throw e;
+      throw new IllegalStateException("re-making the " + what + " failed at layer " + layer, e);
+    }
+  }
+
   private static void zero(FloatBuffer buf, int index, int n) {
     while (n > 0) {
       int k = Math.min(n, ZEROS.length);
@@ -1679,16 +1697,9 @@ public final class Engine implements AutoCloseable {
       if (prefilling != null) live.addAll(prefilling);
       int d = cfg.headDim();
       for (int i = 0; i < keys.length; i++) {
-        FloatBuffer k = null;
-        FloatBuffer v;
-        try {
-          k = memory.ensure((FloatBuffer) null, floats, "slot KV");
-          v = memory.ensure((FloatBuffer) null, floats, "slot KV");
-        } catch (EngineMemoryException e) {
-          memory.release(k);
-          if (i == 0) throw e;
-          throw new IllegalStateException("growing the slot KV failed at layer " + i, e);
-        }
+        FloatBuffer[] kv = layerPair(floats, "slot KV", i);
+        FloatBuffer k = kv[0];
+        FloatBuffer v = kv[1];
         if (keys[i] != null) {
           for (Sequence row : live) {
             for (int h = 0; h < cfg.nHead(); h++) {
@@ -1836,19 +1847,10 @@ public final class Engine implements AutoCloseable {
       }
       long floats = Math.multiplyExact((long) cfg.nHead() * n, (long) pageFloats());
       int pf = pageFloats();
-      // Only the first allocation may fail cleanly (nothing changed yet); a later one leaves
-      // layers of two sizes, so it fails the whole batch (the engine loop's catch).
       for (int i = 0; i < keys.length; i++) {
-        FloatBuffer k = null;
-        FloatBuffer v;
-        try {
-          k = memory.ensure((FloatBuffer) null, floats, "KV pool");
-          v = memory.ensure((FloatBuffer) null, floats, "KV pool");
-        } catch (EngineMemoryException e) {
-          memory.release(k);
-          if (i == 0) throw e;
-          throw new IllegalStateException("re-making the KV pool failed at layer " + i, e);
-        }
+        FloatBuffer[] kv = layerPair(floats, "KV pool", i);
+        FloatBuffer k = kv[0];
+        FloatBuffer v = kv[1];
         if (keys[i] != null) {
           for (int h = 0; h < cfg.nHead(); h++) {
             int from = h * pages * pf;
