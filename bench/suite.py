@@ -259,12 +259,24 @@ async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sam
                 except asyncio.TimeoutError:
                     pass
 
+        async def remakes() -> tuple[float, float]:
+            """KV re-allocations so far and their seconds (nan, nan where the build has no such counters)."""
+            names = ("prefixgate_engine_kv_remakes_total", "prefixgate_engine_kv_remake_seconds_total")
+            try:
+                text = (await client.get(g.management_url + "/q/metrics", timeout=5)).text
+                vals = {k: float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k in names}
+                return vals.get(names[0], float("nan")), vals.get(names[1], float("nan"))
+            except (httpx.HTTPError, ValueError):
+                return float("nan"), float("nan")
+
+        remakes0 = await remakes()
         watcher = asyncio.create_task(watch_kv())
         t = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(len(prompts))))
         wall = time.perf_counter() - t
         done.set()
         await watcher
+        remakes1 = await remakes()
     which = measured if measured is not None else list(results)
     ttfts = sorted(results[i][0] for i in which if results[i][2])
     gaps = sorted(x for i in which for x in results[i][1])
@@ -272,7 +284,9 @@ async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sam
     return {"streams": len(prompts), "failed": len(failures), "first_failure": failures[0] if failures else "",
             "aggregate_tok_s": sum(r[2] for r in results.values()) / wall,
             "ttft_p50_ms": pct(ttfts, 0.5) * 1000, "itl_p50_ms": pct(gaps, 0.5) * 1000,
-            "itl_p99_ms": pct(gaps, 0.99) * 1000, "rss_mb": g.rss_mb(), **kv_summary(kv)}
+            "itl_p99_ms": pct(gaps, 0.99) * 1000, "itl_max_ms": (gaps[-1] if gaps else float("nan")) * 1000,
+            "rss_mb": g.rss_mb(), "kv_remakes": remakes1[0] - remakes0[0],
+            "kv_remake_s": remakes1[1] - remakes0[1], **kv_summary(kv)}
 
 
 def kv_summary(kv: list[tuple[float, float]]) -> dict:
@@ -358,6 +372,9 @@ def realistic_main(a: argparse.Namespace) -> None:
             if r and r.get("kv_held_over_live_at_peak") == r.get("kv_held_over_live_at_peak"):  # not nan
                 print(f"{l} {scen}: KV held peak {r['kv_held_peak_mb']:.0f} MB, held / live "
                       f"{r['kv_held_over_live_at_peak']:.2f} at the live peak, {r['kv_held_over_live_p50']:.2f} median")
+            if r and r.get("kv_remakes") == r.get("kv_remakes"):  # not nan
+                print(f"{l} {scen}: KV storage re-made {r['kv_remakes']:.0f} times, {r['kv_remake_s']:.2f} s "
+                      f"on the engine thread; longest inter-token gap {r['itl_max_ms']:.0f} ms, RSS {r['rss_mb']:.0f} MB")
         m = by.get((l, "mixed-8"))
         if m:
             print(f"{l}: mixed-8 ITL p99/p50 of the short streams {m['itl_p99_ms'] / m['itl_p50_ms']:.2f}")

@@ -117,6 +117,13 @@ public class ApiMetrics {
     Gauge.builder("prefixgate.engine.kv.live.bytes", engine, e -> e.stats().kvLiveBytes())
         .description("bytes the running and prefilling rows' KV tokens need")
         .register(registry);
+    FunctionCounter.builder("prefixgate.engine.kv.remakes", engine, e -> e.stats().kvRemakes())
+        .description("times the engine re-allocated its KV storage (arena or page pool)")
+        .register(registry);
+    FunctionCounter.builder(
+            "prefixgate.engine.kv.remake.seconds", engine, e -> e.stats().kvRemakeNanos() / 1e9)
+        .description("seconds the engine thread spent re-allocating and copying KV storage")
+        .register(registry);
     Gauge.builder("prefixgate.kv.usage.ratio", engine, ApiMetrics::kvUsage)
         .description("engine memory in use as a fraction of its budget, 0 to 1")
         .register(registry);

@@ -78,6 +78,9 @@ public final class Engine implements AutoCloseable {
   private final Sampler sampler;
   private final EngineMemory memory;
   private final long kvBytesPerToken; // K and V of every layer for one column of one row
+  // One paged decode run's fixed cost (every weight read once), in row-columns of attention: three
+  // hidden sizes, measured on the 560m-shaped model (see DecodeGroups)
+  private final long decodeRunCost;
   private final Thread thread;
   private volatile boolean running = true;
 
@@ -115,6 +118,9 @@ public final class Engine implements AutoCloseable {
   private volatile long kvLiveBytes; // the running and prefilling rows' tokens x bytes per token
 
   private final AtomicLong steps = new AtomicLong();
+  private final AtomicLong splitDecodeSteps = new AtomicLong();
+  private final AtomicLong kvRemakes = new AtomicLong();
+  private final AtomicLong kvRemakeNanos = new AtomicLong();
   private final AtomicLong generatedTokens = new AtomicLong();
   private final AtomicLong prefillTokens = new AtomicLong();
   private volatile int runningRows;
@@ -142,6 +148,7 @@ public final class Engine implements AutoCloseable {
     this.slotKv = slotLayout ? new SlotArena() : null;
     this.pagedLayout = contract.kvLayout() == GraphContract.KvLayout.PAGED;
     this.pool = pagedLayout ? new PagePool(PAGE_TOKENS) : null;
+    this.decodeRunCost = 3L * cfg.hiddenSize();
     this.seqlens = intBuffer(options.maxBatchRows());
     this.totalLen = intBuffer(1);
     this.kvBytesPerToken =
@@ -194,7 +201,9 @@ public final class Engine implements AutoCloseable {
       long memoryBytes,
       long memoryBudgetBytes,
       long kvHeldBytes,
-      long kvLiveBytes) {}
+      long kvLiveBytes,
+      long kvRemakes,
+      long kvRemakeNanos) {}
 
   public Stats stats() {
     return new Stats(
@@ -206,7 +215,20 @@ public final class Engine implements AutoCloseable {
         memory.used(),
         memory.budget(),
         kvHeldBytes,
-        kvLiveBytes);
+        kvLiveBytes,
+        kvRemakes.get(),
+        kvRemakeNanos.get());
+  }
+
+  /** Counts one re-allocation of KV storage (arena or page pool) that began at {@code t0}. */
+  private void noteRemake(long t0) {
+    kvRemakes.incrementAndGet();
+    kvRemakeNanos.addAndGet(System.nanoTime() - t0);
+  }
+
+  /** Decode steps of the paged layout that ran as more than one run (rows grouped by width). */
+  long splitDecodeSteps() {
+    return splitDecodeSteps.get();
   }
 
   public BloomModel model() {
@@ -1254,12 +1276,23 @@ public final class Engine implements AutoCloseable {
     blockTable = memory.ensure(blockTable, (long) b * widest, "block table");
     maskBuf = memory.ensure(maskBuf, (long) b * (widest * PAGE_TOKENS + 1), "decode mask");
     newKv = memory.ensure(newKv, 2L * cfg.nLayer() * b * heads * d, "new KV of one run");
-    for (int r = 0; r < b; r++) ids.put(r, rows.get(r).lastToken);
-    runPaged(rows, 1, new int[b]);
-    steps.incrementAndGet();
-    for (int r = 0; r < b; r++) {
-      Sequence s = rows.get(r);
-      if (!s.done) accept(s, r * vocab);
+    int[] widths = new int[b];
+    for (int r = 0; r < b; r++) widths[r] = pagesFor(rows.get(r).len) * PAGE_TOKENS + 1;
+    int[][] groups = DecodeGroups.split(widths, decodeRunCost);
+    if (groups.length > 1) splitDecodeSteps.incrementAndGet();
+    for (int[] group : groups) {
+      List<Sequence> batch = new ArrayList<>(group.length);
+      for (int r = 0; r < group.length; r++) {
+        Sequence s = rows.get(group[r]);
+        batch.add(s);
+        ids.put(r, s.lastToken);
+      }
+      runPaged(batch, 1, new int[group.length]);
+      steps.incrementAndGet();
+      for (int r = 0; r < group.length; r++) { // before the next group's run reuses the logits
+        Sequence s = batch.get(r);
+        if (!s.done) accept(s, r * vocab);
+      }
     }
   }
 
@@ -1570,10 +1603,16 @@ public final class Engine implements AutoCloseable {
 
     /** Every layer's key and value buffers hold at least {@code floats}. */
     void ensure(long floats) {
+      long t0 = System.nanoTime();
+      boolean grew = false;
       for (int i = 0; i < keys.length; i++) {
+        FloatBuffer k = keys[i];
+        FloatBuffer v = values[i];
         keys[i] = memory.ensure(keys[i], floats, what);
         values[i] = memory.ensure(values[i], floats, what);
+        grew |= keys[i] != k || values[i] != v;
       }
+      if (grew) noteRemake(t0);
     }
 
     /** What the arena holds now. */
@@ -1693,6 +1732,7 @@ public final class Engine implements AutoCloseable {
       // Layer by layer, so growing needs one layer's buffers beyond the new arena, not a second
       // arena. Only the first allocation may fail cleanly (nothing changed yet); a later one leaves
       // layers of two strides, so it fails the whole batch (the engine loop's catch).
+      long t0 = System.nanoTime();
       List<Sequence> live = new ArrayList<>(rows);
       if (prefilling != null) live.addAll(prefilling);
       int d = cfg.headDim();
@@ -1718,6 +1758,7 @@ public final class Engine implements AutoCloseable {
       }
       slots = s;
       columns = c;
+      noteRemake(t0);
     }
 
     /** Copies the first {@code len} columns of slot {@code from} into slot {@code to}. */
@@ -1836,6 +1877,7 @@ public final class Engine implements AutoCloseable {
                 + EngineMemory.mib(memory.budget() - memory.used() + heldBytes() - layer)
                 + " MiB for it");
       }
+      long t0 = System.nanoTime();
       int[] map = null; // shrinking: old page -> new page
       if (live != null) {
         map = new int[pages];
@@ -1891,6 +1933,7 @@ public final class Engine implements AutoCloseable {
         free = grown;
       }
       pages = n;
+      noteRemake(t0);
     }
 
     void release() {

@@ -147,7 +147,9 @@ class MetricsTest {
           "prefixgate_cache_misses",
           "prefixgate_adapter_requests",
           "prefixgate_requests",
-          "prefixgate_tokens_completion"
+          "prefixgate_tokens_completion",
+          "prefixgate_engine_kv_remakes",
+          "prefixgate_engine_kv_remake_seconds"
         }) {
       assertTrue(
           Pattern.compile("^# TYPE " + counter + "(_total)? counter$", Pattern.MULTILINE)
@@ -186,6 +188,10 @@ class MetricsTest {
     assertTrue(usage >= 0 && usage <= 1, "KV usage " + usage);
     assertTrue(sum(after, "prefixgate_engine_memory_budget_bytes") > 0);
     assertTrue(sum(after, "prefixgate_engine_memory_bytes") >= 0);
+    assertTrue(
+        sum(after, "prefixgate_engine_kv_remakes_total") >= 1,
+        "the chats' KV storage was made at least once");
+    assertTrue(sum(after, "prefixgate_engine_kv_remake_seconds_total") >= 0);
     assertTrue(after.containsKey("prefixgate_requests_running"));
     assertTrue(after.containsKey("prefixgate_requests_waiting"));
   }

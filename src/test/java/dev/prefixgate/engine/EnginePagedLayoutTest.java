@@ -35,7 +35,8 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
   /**
    * A 700-token row next to five short ones: the pool holds their live tokens in pages (within a
    * sixteenth of headroom and each row's last, partly filled page), not rows x widest row as the
-   * other layouts do; every row stays exact, and once they have left the pool is re-made small.
+   * other layouts do; the short rows decode in a run of their own, not widened to the long row;
+   * every row stays exact, and once they have left the pool is re-made small.
    */
   @Test
   void kvHeldFollowsTheLiveTokensNotTheWidestRow() {
@@ -59,6 +60,7 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
       Engine.Stats held = e.stats();
       int rows = held.running();
       assertEquals(6, rows, "all six rows run together");
+      assertTrue(e.splitDecodeSteps() > 0, "the short rows decode apart from the 700-token one");
       long live = held.kvLiveBytes();
       assertTrue(live >= 700 * perToken(), "live " + live);
       long rounding = (long) rows * Engine.PAGE_TOKENS * perToken();
