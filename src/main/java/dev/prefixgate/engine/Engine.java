@@ -12,6 +12,10 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
@@ -121,6 +125,9 @@ public final class Engine implements AutoCloseable {
   private final AtomicLong splitDecodeSteps = new AtomicLong();
   private final AtomicLong kvRemakes = new AtomicLong();
   private final AtomicLong kvRemakeNanos = new AtomicLong();
+  private final AtomicLong backgroundPages = new AtomicLong();
+  // Allocates a larger KV pool while the engine thread goes on decoding (made on first use)
+  private ExecutorService allocator;
   private final AtomicLong generatedTokens = new AtomicLong();
   private final AtomicLong prefillTokens = new AtomicLong();
   private volatile int runningRows;
@@ -226,6 +233,24 @@ public final class Engine implements AutoCloseable {
     kvRemakeNanos.addAndGet(System.nanoTime() - t0);
   }
 
+  /** Pages the paged layout's pool has grown by off the engine thread, while rows ran. */
+  long backgroundPages() {
+    return backgroundPages.get();
+  }
+
+  private ExecutorService allocator() {
+    if (allocator == null) {
+      allocator =
+          Executors.newSingleThreadExecutor(
+              r -> {
+                Thread t = new Thread(r, "prefixgate-kv-alloc");
+                t.setDaemon(true);
+                return t;
+              });
+    }
+    return allocator;
+  }
+
   /** Decode steps of the paged layout that ran as more than one run (rows grouped by width). */
   long splitDecodeSteps() {
     return splitDecodeSteps.get();
@@ -304,6 +329,7 @@ public final class Engine implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    if (allocator != null) allocator.shutdownNow();
   }
 
   // ---- engine thread ----
@@ -341,6 +367,7 @@ public final class Engine implements AutoCloseable {
       if (s.cancelled && !s.done) finish(s, FinishReason.CANCELLED, null);
     }
     if (slotLayout && anyDone()) compactAndFit(); // before newcomers take slots
+    if (pagedLayout) pool.adoptGrowth(false); // a larger pool made meanwhile goes in now
     if (pagedLayout && anyDone()) dropPagedRows(); // before newcomers take pages
     if (prefilling == null && prefillQueue.isEmpty()) {
       newcomers = admit();
@@ -352,6 +379,9 @@ public final class Engine implements AutoCloseable {
     while (prefilling != null || !prefillQueue.isEmpty()) {
       List<Sequence> joining = prefilling;
       if (joining == null) {
+        if (pagedLayout && !rows.isEmpty() && !pagesReady(prefillQueue.peek())) {
+          break; // its pages are being allocated; the running rows decode meanwhile
+        }
         joining = prefillQueue.poll();
         boolean started =
             slotLayout
@@ -1214,19 +1244,36 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Grows the pool once for all of an admission's newcomers, rather than once per prefill chunk
-   * (each growth copies the pool). When that cannot be had, each chunk still asks for its own pages
-   * at its start, and only a chunk that cannot have them fails.
+   * (each growth copies the pool), with a page more for each running row (its next page while the
+   * newcomers prefill). With rows running, the larger pool is allocated off the engine thread
+   * ({@link PagePool#freeOrGrowing}) and the rows go on decoding; with none, now. When the pages
+   * cannot be had, each chunk still asks for its own at its start, and only a chunk that cannot
+   * have them fails.
    */
   private void reservePages(List<Sequence> admitted) {
-    long pages = 0;
+    long pages = rows.size();
     for (Sequence s : admitted) {
       pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
     }
     try {
-      pool.ensureFree(Math.toIntExact(pages));
+      int k = Math.toIntExact(pages);
+      if (rows.isEmpty()) pool.ensureFree(k);
+      else pool.freeOrGrowing(k);
     } catch (EngineMemoryException | ArithmeticException e) {
       LOG.fine(() -> "pages for all newcomers at once: " + e.getMessage());
     }
+  }
+
+  /**
+   * Whether the next prefill chunk's pages (and one per running row) can be had now, or are being
+   * allocated in the background (false: the chunk waits, the rows decode).
+   */
+  private boolean pagesReady(List<Sequence> chunk) {
+    long pages = rows.size();
+    for (Sequence s : chunk) {
+      pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
+    }
+    return pages > Integer.MAX_VALUE || pool.freeOrGrowing((int) pages);
   }
 
   /** Prefilled newcomers join the running rows; nothing is copied. */
@@ -1247,7 +1294,7 @@ public final class Engine implements AutoCloseable {
     rows.subList(kept, rows.size()).clear();
     int inUse = pool.inUse();
     int target = Math.max(inUse + inUse / 16, PagePool.MIN_PAGES);
-    if (pool.pages > 2 * target) {
+    if (pool.pages > 2 * target && !pool.growing()) {
       List<Sequence> live = new ArrayList<>(rows);
       if (prefilling != null) live.addAll(prefilling);
       pool.remake(target, live);
@@ -1294,6 +1341,8 @@ public final class Engine implements AutoCloseable {
         if (!s.done) accept(s, r * vocab);
       }
     }
+    // a page for every row's next crossing, allocated meanwhile when the pool runs short
+    if (!pool.growing()) pool.freeOrGrowing(b);
   }
 
   /**
@@ -1836,12 +1885,141 @@ public final class Engine implements AutoCloseable {
     /** At least {@code k} free pages, growing the pool when needed. */
     void ensureFree(int k) {
       if (keys[0] != null && freeCount >= k) return;
+      if (growth != null) {
+        adoptGrowth(true); // never re-made while a larger pool is on its way
+        if (keys[0] != null && freeCount >= k) return;
+      }
       int need = Math.addExact(inUse(), k);
       // A sixteenth of headroom: KV held stays within about 1.07x of the pages in use, and a
       // pool that grows token by token is re-made once per sixteenth of growth, not every page.
       int target = Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
       if (!fits(target)) target = need; // the headroom is a convenience, the plan is the need
       remake(target, null);
+    }
+
+    // A larger pool being allocated on the allocator thread (key then value buffer of each layer)
+    private Future<ByteBuffer[]> growth;
+    private int growthPages;
+    private long growthBytes;
+    private boolean growthFailed;
+
+    boolean growing() {
+      return growth != null;
+    }
+
+    /**
+     * Whether {@code k} pages are free now. When they are not, starts allocating a pool with room
+     * for them (and a sixteenth more) on the allocator thread, unless one large enough is on its
+     * way, and answers false: the caller goes on without them (the running rows decode while the
+     * new memory is faulted in) and asks again later. Answers true where the caller should grow the
+     * pool in place ({@link #ensureFree}, which may fail cleanly): when the old and the new pool
+     * together do not fit the budget, or the last background allocation failed.
+     */
+    boolean freeOrGrowing(int k) {
+      if (keys[0] != null && freeCount >= k) return true;
+      int need = Math.addExact(inUse(), k);
+      if (growth != null) {
+        if (growthPages >= need) return false;
+        adoptGrowth(true); // too small for what is asked now: take it in, then decide again
+        if (keys[0] != null && freeCount >= k) return true;
+      }
+      if (growthFailed) {
+        growthFailed = false;
+        return true;
+      }
+      int target = Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
+      long buffer = layerBytes(target) / 2;
+      long bytes = Math.multiplyExact(2L * keys.length, buffer);
+      if (buffer > EngineMemory.MAX_BUFFER_BYTES || memory.used() + bytes > memory.budget()) {
+        return true;
+      }
+      memory.reserve(bytes, "KV pool");
+      growthPages = target;
+      growthBytes = bytes;
+      int buffers = 2 * keys.length;
+      growth =
+          allocator()
+              .submit(
+                  () -> {
+                    ByteBuffer[] made = new ByteBuffer[buffers];
+                    try {
+                      for (int i = 0; i < buffers; i++) {
+                        made[i] = memory.allocateCounted(buffer, "KV pool");
+                      }
+                    } catch (RuntimeException e) {
+                      for (ByteBuffer b : made) {
+                        if (b != null) EngineMemory.discard(b);
+                      }
+                      throw e;
+                    }
+                    return made;
+                  });
+      return false;
+    }
+
+    /**
+     * Puts the pool from the allocator thread in place, waiting for it when {@code wait}: copies
+     * every page (indices kept) and frees the old pool. When its allocation failed, gives the
+     * reservation back and changes nothing; the next growth is then made in place.
+     *
+     * @return whether the pool grew
+     */
+    boolean adoptGrowth(boolean wait) {
+      if (growth == null || (!wait && !growth.isDone())) return false;
+      ByteBuffer[] made;
+      boolean interrupted = false;
+      try {
+        while (true) {
+          try {
+            made = growth.get();
+            break;
+          } catch (InterruptedException e) {
+            interrupted = true;
+          }
+        }
+      } catch (ExecutionException e) {
+        LOG.warning(
+            "allocating a KV pool of "
+                + growthPages
+                + " pages in the background failed: "
+                + e.getCause().getMessage());
+        memory.unreserve(growthBytes);
+        growth = null;
+        growthFailed = true;
+        return false;
+      } finally {
+        if (interrupted) Thread.currentThread().interrupt();
+      }
+      growth = null;
+      long t0 = System.nanoTime();
+      int n = growthPages;
+      int pf = pageFloats();
+      for (int i = 0; i < keys.length; i++) {
+        FloatBuffer k = memory.adopt(made[2 * i]); // counted since the reservation
+        FloatBuffer v = memory.adopt(made[2 * i + 1]);
+        if (keys[i] != null) {
+          for (int h = 0; h < cfg.nHead(); h++) {
+            k.put(h * n * pf, keys[i], h * pages * pf, pages * pf);
+            v.put(h * n * pf, values[i], h * pages * pf, pages * pf);
+          }
+          memory.release(keys[i]);
+          memory.release(values[i]);
+        }
+        keys[i] = k;
+        values[i] = v;
+      }
+      backgroundPages.addAndGet(n - pages);
+      growFreeList(n);
+      pages = n;
+      noteRemake(t0);
+      return true;
+    }
+
+    /** The free list after growing from {@link #pages} to {@code n} pages, indices kept. */
+    private void growFreeList(int n) {
+      int[] grown = java.util.Arrays.copyOf(free, n);
+      for (int p = n - 1; p >= pages; p--) grown[freeCount++] = p;
+      free = grown;
     }
 
     /** Gives {@code s} pages until it has {@code count}. */
@@ -1928,15 +2106,14 @@ public final class Engine implements AutoCloseable {
         freeCount = 0;
         for (int p = n - 1; p >= used; p--) free[freeCount++] = p;
       } else {
-        int[] grown = java.util.Arrays.copyOf(free, n);
-        for (int p = n - 1; p >= pages; p--) grown[freeCount++] = p;
-        free = grown;
+        growFreeList(n);
       }
       pages = n;
       noteRemake(t0);
     }
 
     void release() {
+      adoptGrowth(true); // then freed with the rest
       for (int i = 0; i < keys.length; i++) {
         memory.release(keys[i]);
         memory.release(values[i]);

@@ -90,6 +90,39 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
     }
   }
 
+  /**
+   * A long newcomer while a row runs: the larger pool its pages need is allocated off the engine
+   * thread (the running row decodes meanwhile) and put in place before its prefill; both rows stay
+   * exact.
+   */
+  @Test
+  void aLongNewcomersPagesAreAllocatedInTheBackgroundWhileARowRuns() {
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = "globex/1";
+    GenerationRequest wide =
+        new GenerationRequest(
+            "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
+    try (Engine e = engine(EngineOptions.defaults())) {
+      Collector alone = new Collector();
+      e.submit(wide, alone);
+      alone.await(); // once it has left, the pool is re-made small
+      Gate running = new Gate(2);
+      e.submit(golden(id, n), running);
+      running.awaitHeld();
+      long before = e.backgroundPages();
+      Collector beside = new Collector();
+      e.submit(wide, beside);
+      running.open(); // the next step admits the wide row beside the running one
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      assertArrayEquals(goldenIds(id, n), running.idArray(), "the running row is exact");
+      beside.await();
+      assertEquals(alone.ids, beside.ids, "the wide row is exact");
+      assertTrue(
+          e.backgroundPages() - before >= 700 / Engine.PAGE_TOKENS,
+          "its pages were allocated in the background: " + (e.backgroundPages() - before));
+    }
+  }
+
   /** The wide row alone gives the same tokens as next to the short rows (checked above). */
   @Test
   void aLongRowAloneAndBesideOthersGivesTheSameTokens() {
