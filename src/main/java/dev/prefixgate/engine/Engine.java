@@ -126,6 +126,9 @@ public final class Engine implements AutoCloseable {
   private final AtomicLong kvRemakes = new AtomicLong();
   private final AtomicLong kvRemakeNanos = new AtomicLong();
   private final AtomicLong backgroundPages = new AtomicLong();
+  // A pool growth at least this large is allocated off the engine thread while rows run; below it,
+  // in place (on 560m, 128 MiB of fresh memory takes about 90 ms on an idle machine)
+  private volatile long backgroundGrowthBytes = 128L << 20;
   // Allocates a larger KV pool while the engine thread goes on decoding (made on first use)
   private ExecutorService allocator;
   private final AtomicLong generatedTokens = new AtomicLong();
@@ -231,6 +234,11 @@ public final class Engine implements AutoCloseable {
   private void noteRemake(long t0) {
     kvRemakes.incrementAndGet();
     kvRemakeNanos.addAndGet(System.nanoTime() - t0);
+  }
+
+  /** Test hook: pool growths of at least {@code bytes} are allocated off the engine thread. */
+  void backgroundGrowthAbove(long bytes) {
+    backgroundGrowthBytes = bytes;
   }
 
   /** Pages the paged layout's pool has grown by off the engine thread, while rows ran. */
@@ -1244,11 +1252,11 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Grows the pool once for all of an admission's newcomers, rather than once per prefill chunk
-   * (each growth copies the pool), with a page more for each running row (its next page while the
-   * newcomers prefill). With rows running, the larger pool is allocated off the engine thread
-   * ({@link PagePool#freeOrGrowing}) and the rows go on decoding; with none, now. When the pages
-   * cannot be had, each chunk still asks for its own at its start, and only a chunk that cannot
-   * have them fails.
+   * (each growth copies the pool). With rows running and a large growth, the larger pool (with a
+   * page more for each running row, its next page while the newcomers prefill) is allocated off the
+   * engine thread ({@link PagePool#freeOrGrowing}) and the rows go on decoding; otherwise it grows
+   * now. When the pages cannot be had, each chunk still asks for its own at its start, and only a
+   * chunk that cannot have them fails.
    */
   private void reservePages(List<Sequence> admitted) {
     long pages = rows.size();
@@ -1257,8 +1265,8 @@ public final class Engine implements AutoCloseable {
     }
     try {
       int k = Math.toIntExact(pages);
-      if (rows.isEmpty()) pool.ensureFree(k);
-      else pool.freeOrGrowing(k);
+      if (!rows.isEmpty() && !pool.freeOrGrowing(k)) return; // allocated off the engine thread
+      pool.ensureFree(k - rows.size());
     } catch (EngineMemoryException | ArithmeticException e) {
       LOG.fine(() -> "pages for all newcomers at once: " + e.getMessage());
     }
@@ -1912,8 +1920,9 @@ public final class Engine implements AutoCloseable {
      * for them (and a sixteenth more) on the allocator thread, unless one large enough is on its
      * way, and answers false: the caller goes on without them (the running rows decode while the
      * new memory is faulted in) and asks again later. Answers true where the caller should grow the
-     * pool in place ({@link #ensureFree}, which may fail cleanly): when the old and the new pool
-     * together do not fit the budget, or the last background allocation failed.
+     * pool in place ({@link #ensureFree}, which may fail cleanly): when the new pool is small
+     * (cheap to make in place), when the old and the new pool together do not fit the budget, or
+     * when the last background allocation failed.
      */
     boolean freeOrGrowing(int k) {
       if (keys[0] != null && freeCount >= k) return true;
@@ -1930,7 +1939,9 @@ public final class Engine implements AutoCloseable {
       int target = Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
       long buffer = layerBytes(target) / 2;
       long bytes = Math.multiplyExact(2L * keys.length, buffer);
-      if (buffer > EngineMemory.MAX_BUFFER_BYTES || memory.used() + bytes > memory.budget()) {
+      if (bytes < backgroundGrowthBytes
+          || buffer > EngineMemory.MAX_BUFFER_BYTES
+          || memory.used() + bytes > memory.budget()) {
         return true;
       }
       memory.reserve(bytes, "KV pool");

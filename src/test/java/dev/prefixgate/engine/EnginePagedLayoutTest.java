@@ -103,6 +103,7 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
         new GenerationRequest(
             "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
     try (Engine e = engine(EngineOptions.defaults())) {
+      e.backgroundGrowthAbove(0); // the tiny model's pool is a few MiB
       Collector alone = new Collector();
       e.submit(wide, alone);
       alone.await(); // once it has left, the pool is re-made small
