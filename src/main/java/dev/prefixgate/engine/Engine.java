@@ -1917,21 +1917,19 @@ public final class Engine implements AutoCloseable {
 
     /**
      * Whether {@code k} pages are free now. When they are not, starts allocating a pool with room
-     * for them (and a sixteenth more) on the allocator thread, unless one large enough is on its
-     * way, and answers false: the caller goes on without them (the running rows decode while the
-     * new memory is faulted in) and asks again later. Answers true where the caller should grow the
+     * for them (and a sixteenth more) on the allocator thread, unless one is on its way already,
+     * and answers false: the caller goes on without them (the running rows decode while the new
+     * memory is faulted in) and asks again later. Answers true where the caller should grow the
      * pool in place ({@link #ensureFree}, which may fail cleanly): when the new pool is small
      * (cheap to make in place), when the old and the new pool together do not fit the budget, or
      * when the last background allocation failed.
      */
     boolean freeOrGrowing(int k) {
       if (keys[0] != null && freeCount >= k) return true;
+      // One on its way, even one too small for this: wait for it to land (never block on it here),
+      // and the next call starts a larger one if still needed
+      if (growth != null) return false;
       int need = Math.addExact(inUse(), k);
-      if (growth != null) {
-        if (growthPages >= need) return false;
-        adoptGrowth(true); // too small for what is asked now: take it in, then decide again
-        if (keys[0] != null && freeCount >= k) return true;
-      }
       if (growthFailed) {
         growthFailed = false;
         return true;
