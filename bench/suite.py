@@ -244,16 +244,20 @@ async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sam
         kv: list[tuple[float, float]] = []  # (held, live) bytes, from the gateway's metrics
         done = asyncio.Event()
 
+        async def scrape(names: tuple[str, ...]) -> dict[str, float]:
+            """Those of the gateway's metrics it has now (none when the scrape fails)."""
+            try:
+                text = (await client.get(g.management_url + "/q/metrics", timeout=5)).text
+                return {k: float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k in names}
+            except (httpx.HTTPError, ValueError):
+                return {}
+
         async def watch_kv() -> None:
+            names = ("prefixgate_engine_kv_held_bytes", "prefixgate_engine_kv_live_bytes")
             while not done.is_set():
-                try:
-                    text = (await client.get(g.management_url + "/q/metrics", timeout=5)).text
-                    vals = {k: float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines())
-                            if k in ("prefixgate_engine_kv_held_bytes", "prefixgate_engine_kv_live_bytes")}
-                    if len(vals) == 2:
-                        kv.append((vals["prefixgate_engine_kv_held_bytes"], vals["prefixgate_engine_kv_live_bytes"]))
-                except (httpx.HTTPError, ValueError):
-                    pass
+                vals = await scrape(names)
+                if len(vals) == 2:
+                    kv.append((vals[names[0]], vals[names[1]]))
                 try:
                     await asyncio.wait_for(done.wait(), 0.5)
                 except asyncio.TimeoutError:
@@ -262,12 +266,8 @@ async def traffic(g: Gateway, models: list[str], prompts: list[str], n: int, sam
         async def remakes() -> tuple[float, float]:
             """KV re-allocations so far and their seconds (nan, nan where the build has no such counters)."""
             names = ("prefixgate_engine_kv_remakes_total", "prefixgate_engine_kv_remake_seconds_total")
-            try:
-                text = (await client.get(g.management_url + "/q/metrics", timeout=5)).text
-                vals = {k: float(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if k in names}
-                return vals.get(names[0], float("nan")), vals.get(names[1], float("nan"))
-            except (httpx.HTTPError, ValueError):
-                return float("nan"), float("nan")
+            vals = await scrape(names)
+            return vals.get(names[0], float("nan")), vals.get(names[1], float("nan"))
 
         remakes0 = await remakes()
         watcher = asyncio.create_task(watch_kv())

@@ -1259,14 +1259,12 @@ public final class Engine implements AutoCloseable {
    * chunk that cannot have them fails.
    */
   private void reservePages(List<Sequence> admitted) {
-    long pages = rows.size();
-    for (Sequence s : admitted) {
-      pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
-    }
     try {
-      int k = Math.toIntExact(pages);
-      if (!rows.isEmpty() && !pool.freeOrGrowing(k)) return; // allocated off the engine thread
-      pool.ensureFree(k - rows.size());
+      int pages = Math.toIntExact(promptPages(admitted));
+      if (!rows.isEmpty() && !pool.freeOrGrowing(Math.addExact(pages, rows.size()))) {
+        return; // allocated off the engine thread
+      }
+      pool.ensureFree(pages);
     } catch (EngineMemoryException | ArithmeticException e) {
       LOG.fine(() -> "pages for all newcomers at once: " + e.getMessage());
     }
@@ -1277,11 +1275,17 @@ public final class Engine implements AutoCloseable {
    * allocated in the background (false: the chunk waits, the rows decode).
    */
   private boolean pagesReady(List<Sequence> chunk) {
-    long pages = rows.size();
-    for (Sequence s : chunk) {
+    long pages = promptPages(chunk) + rows.size();
+    return pages > Integer.MAX_VALUE || pool.freeOrGrowing((int) pages);
+  }
+
+  /** Pages the prefixes and prompts of {@code newcomers} take. */
+  private static long promptPages(List<Sequence> newcomers) {
+    long pages = 0;
+    for (Sequence s : newcomers) {
       pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
     }
-    return pages > Integer.MAX_VALUE || pool.freeOrGrowing((int) pages);
+    return pages;
   }
 
   /** Prefilled newcomers join the running rows; nothing is copied. */
@@ -1890,6 +1894,15 @@ public final class Engine implements AutoCloseable {
       return memory.used() - heldBytes() + (keys.length + 1L) * layerBytes(n) <= memory.budget();
     }
 
+    /**
+     * A pool size for {@code need} pages in use. A sixteenth of headroom: KV held stays within
+     * about 1.07x of the pages in use, and a pool that grows token by token is re-made once per
+     * sixteenth of growth, not every page.
+     */
+    private int withHeadroom(int need) {
+      return Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
+    }
+
     /** At least {@code k} free pages, growing the pool when needed. */
     void ensureFree(int k) {
       if (keys[0] != null && freeCount >= k) return;
@@ -1898,17 +1911,14 @@ public final class Engine implements AutoCloseable {
         if (keys[0] != null && freeCount >= k) return;
       }
       int need = Math.addExact(inUse(), k);
-      // A sixteenth of headroom: KV held stays within about 1.07x of the pages in use, and a
-      // pool that grows token by token is re-made once per sixteenth of growth, not every page.
-      int target = Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
+      int target = withHeadroom(need);
       if (!fits(target)) target = need; // the headroom is a convenience, the plan is the need
       remake(target, null);
     }
 
     // A larger pool being allocated on the allocator thread (key then value buffer of each layer)
     private Future<ByteBuffer[]> growth;
-    private int growthPages;
-    private long growthBytes;
+    private int growthPages; // its size; reserved: keys.length * layerBytes(growthPages)
     private boolean growthFailed;
 
     boolean growing() {
@@ -1934,7 +1944,7 @@ public final class Engine implements AutoCloseable {
         growthFailed = false;
         return true;
       }
-      int target = Math.max(MIN_PAGES, need + Math.max(need / 16, 1));
+      int target = withHeadroom(need);
       long buffer = layerBytes(target) / 2;
       long bytes = Math.multiplyExact(2L * keys.length, buffer);
       if (bytes < backgroundGrowthBytes
@@ -1944,7 +1954,6 @@ public final class Engine implements AutoCloseable {
       }
       memory.reserve(bytes, "KV pool");
       growthPages = target;
-      growthBytes = bytes;
       int buffers = 2 * keys.length;
       growth =
           allocator()
@@ -1992,7 +2001,7 @@ public final class Engine implements AutoCloseable {
                 + growthPages
                 + " pages in the background failed: "
                 + e.getCause().getMessage());
-        memory.unreserve(growthBytes);
+        memory.unreserve(keys.length * layerBytes(growthPages));
         growth = null;
         growthFailed = true;
         return false;
@@ -2002,15 +2011,12 @@ public final class Engine implements AutoCloseable {
       growth = null;
       long t0 = System.nanoTime();
       int n = growthPages;
-      int pf = pageFloats();
       for (int i = 0; i < keys.length; i++) {
         FloatBuffer k = memory.adopt(made[2 * i]); // counted since the reservation
         FloatBuffer v = memory.adopt(made[2 * i + 1]);
         if (keys[i] != null) {
-          for (int h = 0; h < cfg.nHead(); h++) {
-            k.put(h * n * pf, keys[i], h * pages * pf, pages * pf);
-            v.put(h * n * pf, values[i], h * pages * pf, pages * pf);
-          }
+          copyPages(keys[i], k, n);
+          copyPages(values[i], v, n);
           memory.release(keys[i]);
           memory.release(values[i]);
         }
@@ -2022,6 +2028,13 @@ public final class Engine implements AutoCloseable {
       pages = n;
       noteRemake(t0);
       return true;
+    }
+
+    /** Copies a layer's {@link #pages} pages into {@code to}, a buffer of {@code n} pages. */
+    private void copyPages(FloatBuffer from, FloatBuffer to, int n) {
+      int pf = pageFloats();
+      int count = Math.min(pages, n) * pf;
+      for (int h = 0; h < cfg.nHead(); h++) to.put(h * n * pf, from, h * pages * pf, count);
     }
 
     /** The free list after growing from {@link #pages} to {@code n} pages, indices kept. */
@@ -2081,14 +2094,13 @@ public final class Engine implements AutoCloseable {
         FloatBuffer k = kv[0];
         FloatBuffer v = kv[1];
         if (keys[i] != null) {
-          for (int h = 0; h < cfg.nHead(); h++) {
-            int from = h * pages * pf;
-            int to = h * n * pf;
-            if (map == null) {
-              int count = Math.min(pages, n) * pf;
-              k.put(to, keys[i], from, count);
-              v.put(to, values[i], from, count);
-            } else {
+          if (map == null) {
+            copyPages(keys[i], k, n);
+            copyPages(values[i], v, n);
+          } else {
+            for (int h = 0; h < cfg.nHead(); h++) {
+              int from = h * pages * pf;
+              int to = h * n * pf;
               for (Sequence s : live) {
                 for (int p = 0; p < s.pageCount; p++) {
                   int old = s.pages[p];

@@ -120,8 +120,8 @@ final class EngineMemory {
   }
 
   /**
-   * Any thread: a direct buffer of {@code bytes} already counted by {@link #reserve}. Fails as
-   * {@link #ensure} does when the JVM cannot allocate it.
+   * Any thread: a direct buffer of {@code bytes}, not counted here (the caller counts it, or {@link
+   * #reserve} did). Fails with an {@link EngineMemoryException} when the JVM cannot allocate it.
    */
   ByteBuffer allocateCounted(long bytes, String what) {
     try {
@@ -196,19 +196,9 @@ final class EngineMemory {
               + mib(budget)
               + " MiB memory budget are free");
     }
-    ByteBuffer b;
-    try {
-      if (bytes > injectFailureAbove) {
-        throw new OutOfMemoryError("Cannot reserve " + bytes + " bytes of direct buffer memory");
-      }
-      b = ByteBuffer.allocateDirect(Math.toIntExact(bytes));
-    } catch (OutOfMemoryError e) {
-      throw new EngineMemoryException(
-          what + " needs " + mib(bytes) + " MiB that the JVM cannot allocate: " + e.getMessage(),
-          e);
-    }
+    ByteBuffer b = allocateCounted(bytes, what);
     used += bytes - oldBytes;
-    return b.order(ByteOrder.nativeOrder());
+    return b;
   }
 
   static long bytes(long elements, int elem) {
