@@ -39,7 +39,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -80,10 +79,9 @@ CANCEL_SHARE = 0.05
 # ---- the gateway ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Quarkus's start line names the ports it bound; with port 0 the gateway picks them itself, so no
+# other process can take a port between our pick and its bind.
+_LISTENING = re.compile(r"Listening on: http://[^:\s]+:(\d+)\. Management interface listening on http://[^:\s]+:(\d+)")
 
 
 class OwnGateway:
@@ -93,10 +91,8 @@ class OwnGateway:
         self.jar = jar
         self.data = data
         self.jvm_opts = jvm_opts
-        self.port = free_port()
-        self.management_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.management_url = f"http://127.0.0.1:{self.management_port}"
+        self.url = ""
+        self.management_url = ""
         self.log_path = data / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -104,20 +100,24 @@ class OwnGateway:
         self.data.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            ["java", *self.jvm_opts, "-Dquarkus.profile=demo", f"-Dquarkus.http.port={self.port}",
-             f"-Dquarkus.management.port={self.management_port}",
+            ["java", *self.jvm_opts, "-Dquarkus.profile=demo", "-Dquarkus.http.port=0",
+             "-Dquarkus.management.port=0",
              f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.data}/db;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0",
              "-Dprefixgate.kafka.enabled=false", "-Dprefixgate.engine.intra-op-threads=1",
-             f"-Dprefixgate.admin.public-url={self.url}", "-jar", str(self.jar)],
+             "-jar", str(self.jar)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DJL_OFFLINE": "true"},
         )
         log.close()
         deadline = time.time() + timeout
         while True:
+            if not self.management_url and (m := _LISTENING.search(self.log_tail(1 << 20))):
+                self.url = f"http://127.0.0.1:{m.group(1)}"
+                self.management_url = f"http://127.0.0.1:{m.group(2)}"
             try:
-                with urllib.request.urlopen(self.management_url + "/q/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return self
+                if self.management_url:
+                    with urllib.request.urlopen(self.management_url + "/q/health/ready", timeout=2) as r:
+                        if r.status == 200:
+                            return self
             except OSError:
                 pass
             if self.proc.poll() is not None or time.time() > deadline:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -25,10 +27,48 @@ def require_jar() -> None:
         pytest.skip("gateway not built (run deploy/local/test)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out as the local end of outgoing connections."""
+    try:
+        lo, hi = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return range(lo, hi + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def free_port(taken: tuple[int, ...] = ()) -> int:
+    """A port that is free now, outside the ephemeral range. A port the kernel picks for a bind
+    to 0 is an ephemeral one, and until the gateway binds it, any outgoing connection of the
+    processes beside the tests (Kafka clients, PostgreSQL, the fuzzers' JVMs) can take it. Below
+    that range only another test's explicit bind can, and `Gateway.start` retries on that."""
+    eph = _ephemeral_ports()
+    pool = range(20000, eph.start) if eph.start > 21000 else range(eph.stop, 65536)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(pool)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {pool.start}..{pool.stop - 1}")
+
+
+def _answers(url: str, want_ok: bool = False) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return not want_ok or r.status == 200
+    except urllib.error.HTTPError:
+        return not want_ok
+    except OSError:
+        return False
+
+
+class _PortTaken(RuntimeError):
+    pass
 
 
 class Gateway:
@@ -41,15 +81,31 @@ class Gateway:
         self.data = data
         self.env = env or {}
         self.topics = topics or uuid.uuid4().hex[:8]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Health, metrics and OpenAPI live on the management interface, its own port.
-        self.management_port = free_port()
+        self.management_port = free_port(taken=(self.port,))
         self.management_url = f"http://127.0.0.1:{self.management_port}"
-        self.log_path = data / f"gateway-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data / f"gateway-{self.port}.log"
 
     def start(self) -> Gateway:
+        """Starts the gateway and waits until it is ready. A port another process bound since it
+        was picked fails the start with a BindException: then it takes two fresh ports, twice at
+        most (a caller reads `url` after `start`)."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except _PortTaken:
+                if attempt == 2:
+                    raise
+                self._pick_ports()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Gateway:
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [
@@ -70,15 +126,18 @@ class Gateway:
         )
         deadline = time.time() + 90
         while True:
-            try:
-                with urllib.request.urlopen(self.management_url + "/q/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
+            # The management interface binds and reports ready before the public port is bound:
+            # ready means both answer (any HTTP status from the public port will do).
+            if _answers(self.management_url + "/q/health/ready", want_ok=True) and _answers(self.url + "/"):
+                return self
             if self.proc.poll() is not None or time.time() > deadline:
                 self.stop()
-                raise RuntimeError("gateway did not start:\n" + self.log_path.read_text()[-3000:])
+                text = self.log_path.read_text()
+                # The management interface's bind failure logs its BindException, the public
+                # port's only Quarkus's line about the port.
+                if "java.net.BindException" in text or "seems to be in use by another process" in text:
+                    raise _PortTaken("gateway did not start, a port was taken:\n" + text[-3000:])
+                raise RuntimeError("gateway did not start:\n" + text[-3000:])
             time.sleep(0.5)
 
     def stop(self) -> None:
