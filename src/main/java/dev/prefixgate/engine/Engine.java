@@ -129,6 +129,8 @@ public final class Engine implements AutoCloseable {
   // A pool growth at least this large is allocated off the engine thread while rows run; below it,
   // in place (on 560m, 128 MiB of fresh memory takes about 90 ms on an idle machine)
   private volatile long backgroundGrowthBytes = 128L << 20;
+  // Paged layout: the pool's buffers over a reserved region where the platform has them
+  private volatile boolean reservedPools = true;
   // Allocates a larger KV pool while the engine thread goes on decoding (made on first use)
   private ExecutorService allocator;
   private final AtomicLong generatedTokens = new AtomicLong();
@@ -239,6 +241,20 @@ public final class Engine implements AutoCloseable {
   /** Test hook: pool growths of at least {@code bytes} are allocated off the engine thread. */
   void backgroundGrowthAbove(long bytes) {
     backgroundGrowthBytes = bytes;
+  }
+
+  /**
+   * Test hook: whether the paged layout's pool may use a reserved region ({@link ReservedRegion});
+   * without one it is made of direct buffers and re-made to grow. Takes effect when the pool is
+   * next made.
+   */
+  void reservedPools(boolean on) {
+    reservedPools = on;
+  }
+
+  /** Whether the paged layout's pool lies in a reserved region now. */
+  boolean poolReserved() {
+    return pool != null && pool.region != null;
   }
 
   /** Pages the paged layout's pool has grown by off the engine thread, while rows ran. */
@@ -1383,7 +1399,7 @@ public final class Engine implements AutoCloseable {
     }
     int perLayer = b * heads * seq * d;
     long[] newShape = {b, heads, seq, d};
-    long[] poolShape = {heads, pool.pages, PAGE_TOKENS, d};
+    long[] poolShape = {heads, pool.stride, PAGE_TOKENS, d};
     Map<String, OnnxTensor> in = new HashMap<>();
     Map<String, OnnxTensor> out = new HashMap<>();
     try {
@@ -1856,9 +1872,13 @@ public final class Engine implements AutoCloseable {
     final int pageTokens;
     final FloatBuffer[] keys = new FloatBuffer[cfg.nLayer()];
     final FloatBuffer[] values = new FloatBuffer[cfg.nLayer()];
-    int pages;
+    int pages; // pages counted against the budget, [0, pages) numbered
+    int stride; // pages per head in the buffers' layout: pages, or all a reserved region can hold
     private int[] free = new int[0];
     private int freeCount;
+    // The buffers' address space, reserved for the most pages the budget allows; null when they
+    // are JVM direct buffers of exactly `pages` pages (re-made to grow or shrink)
+    private ReservedRegion region;
 
     PagePool(int pageTokens) {
       this.pageTokens = pageTokens;
@@ -1871,15 +1891,16 @@ public final class Engine implements AutoCloseable {
 
     /** Index of page {@code page} of head {@code h} in a layer's key (or value) pool. */
     int offset(int page, int h) {
-      return Math.toIntExact(((long) h * pages + page) * pageFloats());
+      return Math.toIntExact(((long) h * stride + page) * pageFloats());
     }
 
     int inUse() {
       return pages - freeCount;
     }
 
-    /** What the pool holds now. */
+    /** What the pool holds now (counted against the budget). */
     long heldBytes() {
+      if (region != null) return keys.length * layerBytes(pages);
       return keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
     }
 
@@ -1936,6 +1957,7 @@ public final class Engine implements AutoCloseable {
      */
     boolean freeOrGrowing(int k) {
       if (keys[0] != null && freeCount >= k) return true;
+      if (region != null || (keys[0] == null && regionWanted())) return true; // nothing to copy
       // One on its way, even one too small for this: wait for it to land (never block on it here),
       // and the next call starts a larger one if still needed
       if (growth != null) return false;
@@ -2026,6 +2048,7 @@ public final class Engine implements AutoCloseable {
       backgroundPages.addAndGet(n - pages);
       growFreeList(n);
       pages = n;
+      stride = n;
       noteRemake(t0);
       return true;
     }
@@ -2076,6 +2099,10 @@ public final class Engine implements AutoCloseable {
                 + " MiB has "
                 + EngineMemory.mib(memory.budget() - memory.used() + heldBytes() - layer)
                 + " MiB for it");
+      }
+      if (region != null || (keys[0] == null && openRegion(n))) {
+        resizeInRegion(n, live);
+        return;
       }
       long t0 = System.nanoTime();
       int[] map = null; // shrinking: old page -> new page
@@ -2130,10 +2157,117 @@ public final class Engine implements AutoCloseable {
         growFreeList(n);
       }
       pages = n;
+      stride = n;
       noteRemake(t0);
     }
 
+    private boolean regionWanted() {
+      return reservedPools && ReservedRegion.available();
+    }
+
+    /**
+     * Reserves the address space of the largest pool the budget could hold (and at least {@code n}
+     * pages), one buffer per layer and kind over it; false (the pool is made of direct buffers)
+     * where that cannot be had.
+     */
+    private boolean openRegion(int n) {
+      if (!regionWanted()) return false;
+      long buffer = layerBytes(1) / 2; // one page of every head, one kind of one layer
+      long byBudget = memory.budget() / (keys.length * layerBytes(1));
+      long byBuffer = EngineMemory.MAX_BUFFER_BYTES / buffer;
+      int most = (int) Math.min(Math.min(byBudget, byBuffer), Integer.MAX_VALUE / 2);
+      if (most < n) return false;
+      long bufferBytes = Math.multiplyExact(buffer, (long) most);
+      try {
+        region =
+            ReservedRegion.reserve(Math.multiplyExact(2L * keys.length, bufferBytes), "KV pool");
+      } catch (EngineMemoryException | ArithmeticException e) {
+        LOG.warning(e.getMessage() + "; the KV pool is made of direct buffers");
+        reservedPools = false;
+        return false;
+      }
+      for (int i = 0; i < keys.length; i++) {
+        keys[i] = region.buffer(2L * i * bufferBytes, bufferBytes).asFloatBuffer();
+        values[i] = region.buffer((2L * i + 1) * bufferBytes, bufferBytes).asFloatBuffer();
+      }
+      stride = most;
+      pages = 0;
+      return true;
+    }
+
+    /**
+     * Resizes a pool in its reserved region. Growing only counts the new pages: nothing is copied
+     * or allocated, the memory comes page by page as rows first write it. Shrinking moves the pages
+     * of {@code live} that lie at or above {@code n} to free pages below it, and gives the memory
+     * of pages {@code [n, pages)} of every head back to the system.
+     */
+    private void resizeInRegion(int n, List<Sequence> live) {
+      if (n > stride)
+        throw new IllegalStateException("pool of " + n + " pages, room for " + stride);
+      if (n >= pages) {
+        memory.reserve(keys.length * (layerBytes(n) - layerBytes(pages)), "KV pool");
+        growFreeList(n);
+        pages = n;
+        return;
+      }
+      long t0 = System.nanoTime();
+      boolean[] taken = new boolean[n];
+      for (Sequence s : live) {
+        for (int i = 0; i < s.pageCount; i++) {
+          if (s.pages[i] < n) taken[s.pages[i]] = true;
+        }
+      }
+      int next = 0;
+      int moved = 0;
+      int pf = pageFloats();
+      for (Sequence s : live) {
+        for (int i = 0; i < s.pageCount; i++) {
+          int old = s.pages[i];
+          if (old < n) continue;
+          while (taken[next]) next++; // live pages are at most n: a free one is below n
+          taken[next] = true;
+          for (int layer = 0; layer < keys.length; layer++) {
+            FloatBuffer k = keys[layer].duplicate();
+            FloatBuffer v = values[layer].duplicate();
+            for (int h = 0; h < cfg.nHead(); h++) {
+              keys[layer].put(offset(next, h), k, offset(old, h), pf);
+              values[layer].put(offset(next, h), v, offset(old, h), pf);
+            }
+          }
+          s.pages[i] = next;
+          moved++;
+        }
+      }
+      free = new int[n];
+      freeCount = 0;
+      for (int p = n - 1; p >= 0; p--) {
+        if (!taken[p]) free[freeCount++] = p; // the lowest on top: rows fill the pool from 0
+      }
+      long bufferBytes = (long) stride * cfg.nHead() * pf * Float.BYTES;
+      long tail = (long) (pages - n) * pf * Float.BYTES;
+      for (int b = 0; b < 2 * keys.length; b++) {
+        for (int h = 0; h < cfg.nHead(); h++) {
+          region.decommit(b * bufferBytes + (long) offset(n, h) * Float.BYTES, tail);
+        }
+      }
+      memory.unreserve(keys.length * (layerBytes(pages) - layerBytes(n)));
+      pages = n;
+      if (moved > 0) noteRemake(t0);
+    }
+
     void release() {
+      if (region != null) {
+        memory.unreserve(heldBytes());
+        java.util.Arrays.fill(keys, null); // no tensor is open over them between steps
+        java.util.Arrays.fill(values, null);
+        region.close();
+        region = null;
+        pages = 0;
+        stride = 0;
+        free = new int[0];
+        freeCount = 0;
+        return;
+      }
       adoptGrowth(true); // then freed with the rest
       for (int i = 0; i < keys.length; i++) {
         memory.release(keys[i]);
@@ -2142,6 +2276,7 @@ public final class Engine implements AutoCloseable {
         values[i] = null;
       }
       pages = 0;
+      stride = 0;
       free = new int[0];
       freeCount = 0;
     }

@@ -91,9 +91,55 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
   }
 
   /**
-   * A long newcomer while a row runs: the larger pool its pages need is allocated off the engine
-   * thread (the running row decodes meanwhile) and put in place before its prefill; both rows stay
-   * exact.
+   * A long newcomer while a row runs, on a pool in a reserved region: its pages are counted, not
+   * allocated, so the pool is never re-made (no KV moves, nothing is copied) while it grows and
+   * shrinks; both rows stay exact, and the shrink hands the memory back to the budget.
+   */
+  @Test
+  void aPoolInAReservedRegionGrowsAndShrinksWithoutBeingReMade() {
+    assertEquals(
+        ReservedRegionTest.expected(), ReservedRegion.available(), "reserved regions on this OS");
+    org.junit.jupiter.api.Assumptions.assumeTrue(ReservedRegion.available());
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = "globex/1";
+    GenerationRequest wide =
+        new GenerationRequest(
+            "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
+    try (Engine e = engine(EngineOptions.defaults())) {
+      e.idleReleaseAfter(Duration.ofHours(1)); // only the shrink may hand memory back
+      Gate running = new Gate(2);
+      e.submit(golden(id, n), running);
+      running.awaitHeld();
+      assertTrue(e.poolReserved(), "the pool lies in a reserved region");
+      long small = e.stats().kvHeldBytes();
+      Gate beside = new Gate(1);
+      e.submit(wide, beside);
+      running.open(); // the next step admits the wide row beside the running one
+      beside.awaitHeld(); // its prefill is done: the pool has grown by its 44 pages
+      assertEquals(0, e.stats().kvRemakes(), "grown in place, nothing re-made or copied");
+      beside.open();
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      assertArrayEquals(goldenIds(id, n), running.idArray(), "the running row is exact");
+      beside.await();
+      Gate next = new Gate(2);
+      e.submit(golden(id, n), next);
+      next.awaitHeld(); // one step after its prefill: the finished rows have been dropped
+      long after = e.stats().kvHeldBytes();
+      next.open();
+      next.await();
+      assertArrayEquals(goldenIds(id, n), next.idArray(), "exact after the shrink");
+      assertTrue(after <= small, "shrunk back: " + after + " > " + small);
+      Collector alone = new Collector();
+      e.submit(wide, alone);
+      alone.await();
+      assertEquals(alone.ids, beside.ids, "the wide row alone and beside another");
+    }
+  }
+
+  /**
+   * A long newcomer while a row runs, on a pool of direct buffers: the larger pool its pages need
+   * is allocated off the engine thread (the running row decodes meanwhile) and put in place before
+   * its prefill; both rows stay exact.
    */
   @Test
   void aLongNewcomersPagesAreAllocatedInTheBackgroundWhileARowRuns() {
@@ -103,6 +149,7 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
         new GenerationRequest(
             "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
     try (Engine e = engine(EngineOptions.defaults())) {
+      e.reservedPools(false);
       e.backgroundGrowthAbove(0); // the tiny model's pool is a few MiB
       Collector alone = new Collector();
       e.submit(wide, alone);

@@ -1,0 +1,145 @@
+package dev.prefixgate.engine;
+
+import com.sun.jna.Function;
+import com.sun.jna.Native;
+import com.sun.jna.NativeLibrary;
+import com.sun.jna.Platform;
+import com.sun.jna.Pointer;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Address space reserved once ({@code mmap} of anonymous memory with {@code MAP_NORESERVE}) and
+ * filled by the kernel a page at a time as it is first written: a buffer sized for the most the
+ * engine's budget allows costs memory only where it is used, so it never has to be re-allocated
+ * (and copied and faulted in) to grow. {@link #decommit} hands a range's memory back to the system
+ * ({@code madvise(MADV_DONTNEED)}; it reads as zeros afterwards) and {@link #close} the whole
+ * region. Linux on 64 bits only, through JNA; {@link #available} says whether it can be had here.
+ *
+ * <p>Nothing counts this memory for the JVM ({@code -XX:MaxDirectMemorySize} does not see it): the
+ * caller counts what it uses against the engine's budget. The caller must not touch a buffer of a
+ * closed region, and every ONNX tensor over it must be closed first.
+ */
+final class ReservedRegion implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ReservedRegion.class.getName());
+  private static final int PROT_READ_WRITE = 0x1 | 0x2;
+  private static final int MAP_PRIVATE = 0x02;
+  private static final int MAP_ANONYMOUS = 0x20;
+  private static final int MAP_NORESERVE = 0x4000;
+  private static final int MADV_DONTNEED = 4;
+  static final long OS_PAGE = 4096;
+  private static final Libc LIBC = Libc.find();
+
+  private final long address;
+  private final long bytes;
+  private boolean closed;
+
+  private ReservedRegion(long address, long bytes) {
+    this.address = address;
+    this.bytes = bytes;
+  }
+
+  /** Whether regions can be reserved on this platform (and why not, logged once at start). */
+  static boolean available() {
+    return LIBC != null;
+  }
+
+  /**
+   * Reserves {@code bytes} of address space (rounded up to whole OS pages).
+   *
+   * @throws EngineMemoryException when the system refuses the reservation
+   */
+  static ReservedRegion reserve(long bytes, String what) {
+    if (LIBC == null) throw new IllegalStateException("reserved regions are not available here");
+    long size = Math.addExact(bytes, OS_PAGE - 1) & -OS_PAGE;
+    Pointer p =
+        LIBC.mmap.invokePointer(
+            new Object[] {
+              Pointer.NULL,
+              size,
+              PROT_READ_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+              -1,
+              0L
+            });
+    long address = Pointer.nativeValue(p);
+    if (p == null || address == -1L) {
+      throw new EngineMemoryException(
+          what
+              + " could not reserve "
+              + EngineMemory.mib(size)
+              + " MiB of address space (errno "
+              + Native.getLastError()
+              + ")");
+    }
+    return new ReservedRegion(address, size);
+  }
+
+  long bytes() {
+    return bytes;
+  }
+
+  /** A direct buffer (native byte order) over {@code [offset, offset + length)}. */
+  ByteBuffer buffer(long offset, long length) {
+    check(offset, length);
+    if (length > EngineMemory.MAX_BUFFER_BYTES) {
+      throw new IllegalArgumentException("one buffer of " + length + " bytes");
+    }
+    return new Pointer(address).getByteBuffer(offset, length).order(ByteOrder.nativeOrder());
+  }
+
+  /**
+   * Gives the memory of the whole OS pages inside {@code [offset, offset + length)} back to the
+   * system; they read as zeros when touched again. Partial pages at either end keep their contents.
+   */
+  void decommit(long offset, long length) {
+    check(offset, length);
+    long from = (address + offset + OS_PAGE - 1) & -OS_PAGE;
+    long to = (address + offset + length) & -OS_PAGE;
+    if (to <= from) return;
+    int rc = LIBC.madvise.invokeInt(new Object[] {new Pointer(from), to - from, MADV_DONTNEED});
+    if (rc != 0) {
+      // The memory stays resident (and counted by the caller as freed): harmless but logged
+      LOG.warning("madvise(MADV_DONTNEED) failed, errno " + Native.getLastError());
+    }
+  }
+
+  @Override
+  public void close() {
+    if (closed) return;
+    closed = true;
+    int rc = LIBC.munmap.invokeInt(new Object[] {new Pointer(address), bytes});
+    if (rc != 0) LOG.warning("munmap failed, errno " + Native.getLastError());
+  }
+
+  private void check(long offset, long length) {
+    if (closed) throw new IllegalStateException("region closed");
+    if (offset < 0 || length < 0 || offset > bytes - length) {
+      throw new IndexOutOfBoundsException(
+          "[" + offset + ", +" + length + ") of a region of " + bytes + " bytes");
+    }
+  }
+
+  /** libc's mmap, madvise and munmap, where they can be called with 64-bit sizes. */
+  private record Libc(Function mmap, Function madvise, Function munmap) {
+    static Libc find() {
+      if (System.getProperty("org.graalvm.nativeimage.imagecode") != null) {
+        LOG.info("KV pools use JVM direct buffers: no JNA in a native image");
+        return null;
+      }
+      try {
+        if (!Platform.isLinux() || !Platform.is64Bit() || Native.SIZE_T_SIZE != 8) {
+          LOG.info("KV pools use JVM direct buffers: reserved regions need 64-bit Linux");
+          return null;
+        }
+        NativeLibrary c = NativeLibrary.getInstance(Platform.C_LIBRARY_NAME);
+        return new Libc(c.getFunction("mmap"), c.getFunction("madvise"), c.getFunction("munmap"));
+      } catch (RuntimeException | LinkageError e) {
+        LOG.log(Level.INFO, "KV pools use JVM direct buffers: JNA is not usable here", e);
+        return null;
+      }
+    }
+  }
+}
