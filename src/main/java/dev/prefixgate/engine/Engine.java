@@ -129,8 +129,9 @@ public final class Engine implements AutoCloseable {
   // A pool growth at least this large is allocated off the engine thread while rows run; below it,
   // in place (on 560m, 128 MiB of fresh memory takes about 90 ms on an idle machine)
   private volatile long backgroundGrowthBytes = 128L << 20;
-  // Paged layout: the pool's buffers over a reserved region where the platform has them
-  private volatile boolean reservedPools = true;
+  // KV buffers (the page pool, the concat arenas) over reserved regions where the platform has
+  // them; false once a reservation was refused (and from then on)
+  private volatile boolean reservedRegions = true;
   // Allocates a larger KV pool while the engine thread goes on decoding (made on first use)
   private ExecutorService allocator;
   private final AtomicLong generatedTokens = new AtomicLong();
@@ -244,12 +245,12 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Test hook: whether the paged layout's pool may use a reserved region ({@link ReservedRegion});
-   * without one it is made of direct buffers and re-made to grow. Takes effect when the pool is
-   * next made.
+   * Test hook: whether KV buffers (the paged layout's pool, the concat layout's arenas) may lie in
+   * reserved regions ({@link ReservedRegion}); without them they are direct buffers, re-made to
+   * grow. Takes effect when they are next made.
    */
-  void reservedPools(boolean on) {
-    reservedPools = on;
+  void reservedRegions(boolean on) {
+    reservedRegions = on;
   }
 
   /** Whether the paged layout's pool lies in a reserved region now. */
@@ -1666,13 +1667,21 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Per-layer key and value buffers from the engine's memory budget. Contents are not preserved
-   * when a buffer is replaced: every user overwrites the region it reads next (a run's outputs, or
-   * a rebuild).
+   * when a buffer grows: every user overwrites the region it reads next (a run's outputs, or a
+   * rebuild).
+   *
+   * <p>Where the platform has them, the buffers lie in a {@link ReservedRegion} sized for the most
+   * one buffer may take: growing then only counts the larger capacity against the budget (nothing
+   * is allocated, zeroed or faulted in beyond what a run writes), and shrinking hands the memory
+   * above the new capacity back to the system. Otherwise each growth is a new direct buffer.
    */
   private final class KvArena {
     private final String what;
     final FloatBuffer[] keys = new FloatBuffer[cfg.nLayer()];
     final FloatBuffer[] values = new FloatBuffer[cfg.nLayer()];
+    private ReservedRegion region;
+    private long capacity; // floats per buffer counted against the budget, in a region
+    private long regionFloats; // floats per buffer the region has room for
 
     KvArena(String what) {
       this.what = what;
@@ -1680,6 +1689,10 @@ public final class Engine implements AutoCloseable {
 
     /** Every layer's key and value buffers hold at least {@code floats}. */
     void ensure(long floats) {
+      if (region != null || (keys[0] == null && openRegion())) {
+        ensureInRegion(floats);
+        return;
+      }
       long t0 = System.nanoTime();
       boolean grew = false;
       for (int i = 0; i < keys.length; i++) {
@@ -1694,17 +1707,89 @@ public final class Engine implements AutoCloseable {
 
     /** What the arena holds now. */
     long heldBytes() {
+      if (region != null) return bytes(capacity);
       return keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
     }
 
     /** Like {@link #ensure}, and hands back buffers far larger than needed (load dropped). */
     void fit(long floats) {
       long slack = Math.max(floats, 1 << 18);
-      if (keys[0] != null && keys[0].capacity() > floats + slack) release();
+      if (region != null) {
+        if (capacity > floats + slack) shrinkInRegion(floats);
+      } else if (keys[0] != null && keys[0].capacity() > floats + slack) {
+        release();
+      }
       ensure(floats);
     }
 
+    /** Every buffer's key and value pair of {@code floats} each, in bytes. */
+    private long bytes(long floats) {
+      return EngineMemory.bytes(Math.multiplyExact(2L * keys.length, floats), Float.BYTES);
+    }
+
+    /**
+     * Reserves a region for the largest buffers the budget allows (2 GiB each at most); false where
+     * none can be had (the buffers are then direct buffers).
+     */
+    private boolean openRegion() {
+      if (!reservedRegions || !ReservedRegion.available()) return false;
+      long most = Math.min(memory.budget() / bytes(1), EngineMemory.MAX_BUFFER_BYTES / Float.BYTES);
+      long bufferBytes = most * Float.BYTES;
+      try {
+        region = ReservedRegion.reserve(Math.multiplyExact(2L * keys.length, bufferBytes), what);
+      } catch (EngineMemoryException | ArithmeticException e) {
+        LOG.warning(e.getMessage() + "; " + what + " is made of direct buffers");
+        reservedRegions = false;
+        return false;
+      }
+      for (int i = 0; i < keys.length; i++) {
+        keys[i] = region.buffer(2L * i * bufferBytes, bufferBytes).asFloatBuffer();
+        values[i] = region.buffer((2L * i + 1) * bufferBytes, bufferBytes).asFloatBuffer();
+      }
+      regionFloats = most;
+      capacity = 0;
+      return true;
+    }
+
+    /** Grows the counted capacity to at least {@code floats} (by half when the budget has it). */
+    private void ensureInRegion(long floats) {
+      if (floats <= capacity) return;
+      if (floats > regionFloats) {
+        throw new EngineMemoryException(
+            what
+                + " needs one buffer of "
+                + EngineMemory.mib(floats * Float.BYTES)
+                + " MiB; the engine's budget has room for "
+                + EngineMemory.mib(regionFloats * Float.BYTES)
+                + " MiB per buffer");
+      }
+      long grown = Math.min(regionFloats, Math.max(floats, capacity + capacity / 2));
+      if (memory.used() + bytes(grown) - bytes(capacity) > memory.budget()) grown = floats;
+      memory.reserve(bytes(grown) - bytes(capacity), what);
+      capacity = grown;
+    }
+
+    /** Counts {@code floats} per buffer and gives the memory above them back to the system. */
+    private void shrinkInRegion(long floats) {
+      long bufferBytes = regionFloats * Float.BYTES;
+      long tail = (capacity - floats) * Float.BYTES;
+      for (int b = 0; b < 2 * keys.length; b++) {
+        region.decommit(b * bufferBytes + floats * Float.BYTES, tail);
+      }
+      memory.unreserve(bytes(capacity) - bytes(floats));
+      capacity = floats;
+    }
+
     void release() {
+      if (region != null) {
+        memory.unreserve(heldBytes());
+        java.util.Arrays.fill(keys, null); // no tensor is open over them between steps
+        java.util.Arrays.fill(values, null);
+        region.close();
+        region = null;
+        capacity = 0;
+        return;
+      }
       for (int i = 0; i < keys.length; i++) {
         memory.release(keys[i]);
         memory.release(values[i]);
@@ -2162,7 +2247,7 @@ public final class Engine implements AutoCloseable {
     }
 
     private boolean regionWanted() {
-      return reservedPools && ReservedRegion.available();
+      return reservedRegions && ReservedRegion.available();
     }
 
     /**
@@ -2183,7 +2268,7 @@ public final class Engine implements AutoCloseable {
             ReservedRegion.reserve(Math.multiplyExact(2L * keys.length, bufferBytes), "KV pool");
       } catch (EngineMemoryException | ArithmeticException e) {
         LOG.warning(e.getMessage() + "; the KV pool is made of direct buffers");
-        reservedPools = false;
+        reservedRegions = false;
         return false;
       }
       for (int i = 0; i < keys.length; i++) {

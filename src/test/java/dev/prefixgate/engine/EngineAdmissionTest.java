@@ -85,6 +85,43 @@ class EngineAdmissionTest {
     }
   }
 
+  /**
+   * The concat layout's arenas grow by the whole batch's KV when a 600-token row joins a running
+   * one. In reserved regions that only counts the larger capacity: nothing is re-made; as direct
+   * buffers every growth is a new buffer. Both rows are exact either way.
+   */
+  @Test
+  void arenasInReservedRegionsGrowWithoutBeingReMade() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(ReservedRegion.available());
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = adapterCase();
+    GenerationRequest wide =
+        new GenerationRequest(
+            "wide", null, Fixtures.longPrompt(600), SamplingParams.greedy(4).withIgnoreEos(true));
+    List<Integer> wideIds = null;
+    for (boolean regions : new boolean[] {true, false}) {
+      try (Engine e = engine(EngineOptions.defaults())) {
+        e.reservedRegions(regions);
+        Gate running = new Gate(2);
+        e.submit(golden(id, n), running);
+        running.awaitHeld();
+        Gate joined = new Gate(2);
+        e.submit(wide, joined);
+        running.open();
+        joined.awaitHeld(); // it has joined the running row and decoded beside it
+        long remakes = e.stats().kvRemakes();
+        joined.open();
+        assertEquals(FinishReason.LENGTH, running.await().reason());
+        assertArrayEquals(goldenIds(id, n), running.idArray(), "the running row is exact");
+        joined.await();
+        if (wideIds == null) wideIds = joined.ids;
+        assertEquals(wideIds, joined.ids, "the wide row, regions " + regions);
+        if (regions) assertEquals(0, remakes, "grown in place");
+        else assertTrue(remakes > 0, "direct buffers are re-made to grow: " + remakes);
+      }
+    }
+  }
+
   @Test
   void buffersOutliveShortGapsAndAreHandedBackOnceIdle() throws InterruptedException {
     String id = adapterCase();

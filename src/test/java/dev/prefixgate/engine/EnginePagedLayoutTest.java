@@ -149,7 +149,7 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
         new GenerationRequest(
             "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
     try (Engine e = engine(EngineOptions.defaults())) {
-      e.reservedPools(false);
+      e.reservedRegions(false);
       e.backgroundGrowthAbove(0); // the tiny model's pool is a few MiB
       Collector alone = new Collector();
       e.submit(wide, alone);
