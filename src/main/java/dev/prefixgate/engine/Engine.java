@@ -650,8 +650,9 @@ public final class Engine implements AutoCloseable {
     try {
       long column = Math.multiplyExact((long) b * heads, d); // floats of one KV column, all rows
       // prefillIn holds the prefixes first, then (runs alternate) the KV of earlier runs.
-      prefillIn.ensure(Math.multiplyExact(column, width));
-      prefillOut.ensure(Math.multiplyExact(column, width));
+      // fit, not ensure: the plan counts this prefill's buffers, not a longer earlier one's
+      prefillIn.fit(Math.multiplyExact(column, width));
+      prefillOut.fit(Math.multiplyExact(column, width));
       ids = memory.ensure(ids, Math.multiplyExact(b, (long) seg), "prefill input ids");
       maskBuf = memory.ensure(maskBuf, Math.multiplyExact(b, (long) width), "prefill mask");
       long positions = contract.logitsPositions(seg);
@@ -1455,7 +1456,7 @@ public final class Engine implements AutoCloseable {
     ids = memory.ensure(ids, b, "decode input ids");
     maskBuf = memory.ensure(maskBuf, (long) b * width, "decode mask");
     logits = memory.ensure(logits, (long) b * vocab, "decode logits");
-    spare.fit(Math.multiplyExact((long) b * cfg.nHead(), (long) width * cfg.headDim()));
+    fitSpare(Math.multiplyExact((long) b * cfg.nHead(), (long) width * cfg.headDim()));
     for (int r = 0; r < b; r++) {
       Sequence s = rows.get(r);
       ids.put(r, s.lastToken);
@@ -1483,6 +1484,28 @@ public final class Engine implements AutoCloseable {
       s.len++;
       if (!s.done) accept(s, r * vocab);
     }
+  }
+
+  /**
+   * The running rows' next KV, before anything a prefill holds: when the budget has no room for it,
+   * the prefill arenas are handed back (failing the newcomers being prefilled, if any) and it is
+   * tried again, so that memory a prefill took beyond the plan never fails the running rows.
+   */
+  private void fitSpare(long floats) {
+    try {
+      spare.fit(floats);
+      return;
+    } catch (EngineMemoryException e) {
+      if (prefillIn.heldBytes() + prefillOut.heldBytes() == 0) throw e;
+      LOG.warning("handing the prefill buffers back for the running rows: " + e.getMessage());
+      if (prefilling != null) {
+        failRows(prefilling, "not enough engine memory to go on prefilling: " + e.getMessage());
+        prefilling = null;
+      }
+      prefillIn.release();
+      prefillOut.release();
+    }
+    spare.fit(floats);
   }
 
   /**
@@ -1711,11 +1734,15 @@ public final class Engine implements AutoCloseable {
       return keys[0] == null ? 0 : 2L * keys.length * keys[0].capacity() * Float.BYTES;
     }
 
-    /** Like {@link #ensure}, and hands back buffers far larger than needed (load dropped). */
+    /**
+     * Like {@link #ensure}, and hands back buffers far larger than needed (load dropped); in a
+     * region, whatever lies above the need.
+     */
     void fit(long floats) {
       long slack = Math.max(floats, 1 << 18);
       if (region != null) {
-        if (capacity > floats + slack) shrinkInRegion(floats);
+        // Exactly the need (madvise hands back only whole pages above it)
+        if (capacity > floats) shrinkInRegion(floats);
       } else if (keys[0] != null && keys[0].capacity() > floats + slack) {
         release();
       }
@@ -1751,7 +1778,7 @@ public final class Engine implements AutoCloseable {
       return true;
     }
 
-    /** Grows the counted capacity to at least {@code floats} (by half when the budget has it). */
+    /** Grows the counted capacity to {@code floats}. */
     private void ensureInRegion(long floats) {
       if (floats <= capacity) return;
       if (floats > regionFloats) {
@@ -1763,10 +1790,10 @@ public final class Engine implements AutoCloseable {
                 + EngineMemory.mib(regionFloats * Float.BYTES)
                 + " MiB per buffer");
       }
-      long grown = Math.min(regionFloats, Math.max(floats, capacity + capacity / 2));
-      if (memory.used() + bytes(grown) - bytes(capacity) > memory.budget()) grown = floats;
-      memory.reserve(bytes(grown) - bytes(capacity), what);
-      capacity = grown;
+      // No headroom: growing costs nothing here, and headroom beyond the need could take the
+      // budget another buffer of the admission plan needs
+      memory.reserve(bytes(floats) - bytes(capacity), what);
+      capacity = floats;
     }
 
     /** Counts {@code floats} per buffer and gives the memory above them back to the system. */

