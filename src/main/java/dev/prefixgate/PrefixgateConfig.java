@@ -187,6 +187,13 @@ public interface PrefixgateConfig {
     @WithDefault("64")
     int prefillStepTokens();
 
+    /**
+     * KV buffers in reserved address space (64-bit Linux), grown without a copy or fresh
+     * allocation; false: JVM direct buffers, re-made to grow (also where regions cannot be had).
+     */
+    @WithDefault("true")
+    boolean reservedRegions();
+
     /** max_tokens when the request does not say. */
     @WithDefault("256")
     int defaultMaxTokens();

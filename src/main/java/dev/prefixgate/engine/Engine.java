@@ -245,11 +245,11 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Test hook: whether KV buffers (the paged layout's pool, the concat layout's arenas) may lie in
-   * reserved regions ({@link ReservedRegion}); without them they are direct buffers, re-made to
-   * grow. Takes effect when they are next made.
+   * Whether KV buffers (the paged layout's pool, the concat layout's arenas) may lie in reserved
+   * regions ({@link ReservedRegion}; {@code prefixgate.engine.reserved-regions}); without them they
+   * are direct buffers, re-made to grow. Takes effect when they are next made.
    */
-  void reservedRegions(boolean on) {
+  public void reservedRegions(boolean on) {
     reservedRegions = on;
   }
 

@@ -74,7 +74,9 @@ public class EngineProducers {
   @Singleton
   @Startup
   Engine engine(BloomModel model, PrefixgateConfig config) {
-    return new Engine(model, options(config.engine()));
+    Engine engine = new Engine(model, options(config.engine()));
+    engine.reservedRegions(config.engine().reservedRegions()); // before the first request
+    return engine;
   }
 
   @Produces
