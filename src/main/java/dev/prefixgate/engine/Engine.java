@@ -1651,6 +1651,35 @@ public final class Engine implements AutoCloseable {
     return Math.toIntExact(n);
   }
 
+  /**
+   * One region for every layer's key and value buffer, {@code bufferBytes} each, laid over {@code
+   * keys} and {@code values} (layer by layer, key then value); null where the system refuses the
+   * reservation, and from then on KV buffers are direct buffers.
+   */
+  private ReservedRegion reserveLayers(
+      FloatBuffer[] keys, FloatBuffer[] values, long bufferBytes, String what) {
+    ReservedRegion region;
+    try {
+      region = ReservedRegion.reserve(Math.multiplyExact(2L * keys.length, bufferBytes), what);
+    } catch (EngineMemoryException | ArithmeticException e) {
+      LOG.warning(e.getMessage() + "; " + what + " is made of direct buffers");
+      reservedRegions = false;
+      return null;
+    }
+    for (int i = 0; i < keys.length; i++) {
+      keys[i] = region.buffer(2L * i * bufferBytes, bufferBytes).asFloatBuffer();
+      values[i] = region.buffer((2L * i + 1) * bufferBytes, bufferBytes).asFloatBuffer();
+    }
+    return region;
+  }
+
+  /** Unmaps a region from {@link #reserveLayers}; no tensor is open over it between steps. */
+  private static void closeLayers(ReservedRegion region, FloatBuffer[] keys, FloatBuffer[] values) {
+    java.util.Arrays.fill(keys, null);
+    java.util.Arrays.fill(values, null);
+    region.close();
+  }
+
   private static void closeAll(Map<String, OnnxTensor> tensors) {
     for (OnnxTensor t : tensors.values()) t.close();
   }
@@ -1761,18 +1790,8 @@ public final class Engine implements AutoCloseable {
     private boolean openRegion() {
       if (!reservedRegions || !ReservedRegion.available()) return false;
       long most = Math.min(memory.budget() / bytes(1), EngineMemory.MAX_BUFFER_BYTES / Float.BYTES);
-      long bufferBytes = most * Float.BYTES;
-      try {
-        region = ReservedRegion.reserve(Math.multiplyExact(2L * keys.length, bufferBytes), what);
-      } catch (EngineMemoryException | ArithmeticException e) {
-        LOG.warning(e.getMessage() + "; " + what + " is made of direct buffers");
-        reservedRegions = false;
-        return false;
-      }
-      for (int i = 0; i < keys.length; i++) {
-        keys[i] = region.buffer(2L * i * bufferBytes, bufferBytes).asFloatBuffer();
-        values[i] = region.buffer((2L * i + 1) * bufferBytes, bufferBytes).asFloatBuffer();
-      }
+      region = reserveLayers(keys, values, most * Float.BYTES, what);
+      if (region == null) return false;
       regionFloats = most;
       capacity = 0;
       return true;
@@ -1810,9 +1829,7 @@ public final class Engine implements AutoCloseable {
     void release() {
       if (region != null) {
         memory.unreserve(heldBytes());
-        java.util.Arrays.fill(keys, null); // no tensor is open over them between steps
-        java.util.Arrays.fill(values, null);
-        region.close();
+        closeLayers(region, keys, values);
         region = null;
         capacity = 0;
         return;
@@ -2289,19 +2306,8 @@ public final class Engine implements AutoCloseable {
       long byBuffer = EngineMemory.MAX_BUFFER_BYTES / buffer;
       int most = (int) Math.min(Math.min(byBudget, byBuffer), Integer.MAX_VALUE / 2);
       if (most < n) return false;
-      long bufferBytes = Math.multiplyExact(buffer, (long) most);
-      try {
-        region =
-            ReservedRegion.reserve(Math.multiplyExact(2L * keys.length, bufferBytes), "KV pool");
-      } catch (EngineMemoryException | ArithmeticException e) {
-        LOG.warning(e.getMessage() + "; the KV pool is made of direct buffers");
-        reservedRegions = false;
-        return false;
-      }
-      for (int i = 0; i < keys.length; i++) {
-        keys[i] = region.buffer(2L * i * bufferBytes, bufferBytes).asFloatBuffer();
-        values[i] = region.buffer((2L * i + 1) * bufferBytes, bufferBytes).asFloatBuffer();
-      }
+      region = reserveLayers(keys, values, Math.multiplyExact(buffer, (long) most), "KV pool");
+      if (region == null) return false;
       stride = most;
       pages = 0;
       return true;
@@ -2370,9 +2376,7 @@ public final class Engine implements AutoCloseable {
     void release() {
       if (region != null) {
         memory.unreserve(heldBytes());
-        java.util.Arrays.fill(keys, null); // no tensor is open over them between steps
-        java.util.Arrays.fill(values, null);
-        region.close();
+        closeLayers(region, keys, values);
         region = null;
         pages = 0;
         stride = 0;

@@ -90,6 +90,11 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
     }
   }
 
+  private static GenerationRequest wide700(int n) {
+    return new GenerationRequest(
+        "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
+  }
+
   /**
    * A long newcomer while a row runs, on a pool in a reserved region: its pages are counted, not
    * allocated, so the pool is never re-made (no KV moves, nothing is copied) while it grows and
@@ -102,9 +107,7 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
     org.junit.jupiter.api.Assumptions.assumeTrue(ReservedRegion.available());
     int n = Fixtures.golden().get("max_new_tokens").asInt();
     String id = "globex/1";
-    GenerationRequest wide =
-        new GenerationRequest(
-            "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
+    GenerationRequest wide = wide700(n);
     try (Engine e = engine(EngineOptions.defaults())) {
       e.idleReleaseAfter(Duration.ofHours(1)); // only the shrink may hand memory back
       Gate running = new Gate(2);
@@ -145,9 +148,7 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
   void aLongNewcomersPagesAreAllocatedInTheBackgroundWhileARowRuns() {
     int n = Fixtures.golden().get("max_new_tokens").asInt();
     String id = "globex/1";
-    GenerationRequest wide =
-        new GenerationRequest(
-            "wide", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
+    GenerationRequest wide = wide700(n);
     try (Engine e = engine(EngineOptions.defaults())) {
       e.reservedRegions(false);
       e.backgroundGrowthAbove(0); // the tiny model's pool is a few MiB
