@@ -384,6 +384,9 @@ public final class Engine implements AutoCloseable {
       if (!s.done) finish(s, FinishReason.CANCELLED, null);
     }
     rows.clear();
+    prefilling = null;
+    // Here, on the engine thread, no tensor is open: reserved regions are never freed otherwise
+    releaseIdleMemory();
   }
 
   private void iterate() throws InterruptedException, OrtException {
@@ -789,7 +792,9 @@ public final class Engine implements AutoCloseable {
     int heads = cfg.nHead();
     int d = cfg.headDim();
     try {
-      spare.fit(Math.multiplyExact((long) next.size() * heads, (long) t * d));
+      long floats = Math.multiplyExact((long) next.size() * heads, (long) t * d);
+      if (joined.isEmpty()) fitSpare(floats); // prefillIn holds no joiner's KV
+      else spare.fit(floats);
     } catch (EngineMemoryException | ArithmeticException e) {
       if (firstNew == next.size()) throw e;
       failRows(
@@ -1522,7 +1527,7 @@ public final class Engine implements AutoCloseable {
 
   /** Hand every buffer back (they are re-made, zeroed, on demand). */
   private void releaseIdleMemory() {
-    if (memory.used() == 0) return;
+    // each a no-op when it holds nothing; a region is unmapped even when it counts no bytes
     past.release();
     spare.release();
     prefillIn.release();
@@ -2290,8 +2295,12 @@ public final class Engine implements AutoCloseable {
       noteRemake(t0);
     }
 
+    /**
+     * Only on the CPU provider: the pool's tensor spans the whole region, which ONNX Runtime reads
+     * in place on the CPU (only the pages the block table names) but would copy whole to a GPU.
+     */
     private boolean regionWanted() {
-      return reservedRegions && ReservedRegion.available();
+      return reservedRegions && ReservedRegion.available() && "CPU".equals(model.provider());
     }
 
     /**
@@ -2330,11 +2339,14 @@ public final class Engine implements AutoCloseable {
       }
       long t0 = System.nanoTime();
       boolean[] taken = new boolean[n];
+      int held = 0;
       for (Sequence s : live) {
+        held += s.pageCount;
         for (int i = 0; i < s.pageCount; i++) {
           if (s.pages[i] < n) taken[s.pages[i]] = true;
         }
       }
+      if (held > n) throw new IllegalStateException(held + " pages in use, pool of " + n);
       int next = 0;
       int moved = 0;
       int pf = pageFloats();

@@ -5,8 +5,11 @@ import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
 import com.sun.jna.Platform;
 import com.sun.jna.Pointer;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -29,8 +32,11 @@ final class ReservedRegion implements AutoCloseable {
   private static final int MAP_ANONYMOUS = 0x20;
   private static final int MAP_NORESERVE = 0x4000;
   private static final int MADV_DONTNEED = 4;
-  static final long OS_PAGE = 4096;
+  private static final int SC_PAGESIZE = 30;
   private static final Libc LIBC = Libc.find();
+
+  /** The kernel's page size (4 KiB on x86-64, 4 to 64 KiB on aarch64). */
+  static final long OS_PAGE = LIBC == null ? 4096 : LIBC.pageSize;
 
   private final long address;
   private final long bytes;
@@ -122,23 +128,51 @@ final class ReservedRegion implements AutoCloseable {
     }
   }
 
-  /** libc's mmap, madvise and munmap, where they can be called with 64-bit sizes. */
-  private record Libc(Function mmap, Function madvise, Function munmap) {
+  /**
+   * libc's mmap, madvise and munmap, where they can be called with 64-bit sizes and the flag values
+   * above are Linux's (x86-64 and aarch64), and where the kernel honours {@code MAP_NORESERVE} (not
+   * under {@code vm.overcommit_memory=2}, which would charge every reservation in full).
+   */
+  private record Libc(Function mmap, Function madvise, Function munmap, long pageSize) {
     static Libc find() {
       if (System.getProperty("org.graalvm.nativeimage.imagecode") != null) {
-        LOG.info("KV pools use JVM direct buffers: no JNA in a native image");
+        LOG.info("KV buffers are JVM direct buffers: no JNA in a native image");
         return null;
       }
       try {
-        if (!Platform.isLinux() || !Platform.is64Bit() || Native.SIZE_T_SIZE != 8) {
-          LOG.info("KV pools use JVM direct buffers: reserved regions need 64-bit Linux");
+        if (!Platform.isLinux()
+            || !Platform.is64Bit()
+            || !(Platform.isIntel() || Platform.isARM())
+            || Native.SIZE_T_SIZE != 8) {
+          LOG.info(
+              "KV buffers are JVM direct buffers: reserved regions need x86-64 or aarch64 Linux");
+          return null;
+        }
+        if (strictOvercommit()) {
+          LOG.info(
+              "KV buffers are JVM direct buffers: vm.overcommit_memory=2 would charge every"
+                  + " reservation in full");
           return null;
         }
         NativeLibrary c = NativeLibrary.getInstance(Platform.C_LIBRARY_NAME);
-        return new Libc(c.getFunction("mmap"), c.getFunction("madvise"), c.getFunction("munmap"));
+        long page = c.getFunction("sysconf").invokeLong(new Object[] {SC_PAGESIZE});
+        if (page <= 0 || Long.bitCount(page) != 1) {
+          LOG.info("KV buffers are JVM direct buffers: page size " + page);
+          return null;
+        }
+        return new Libc(
+            c.getFunction("mmap"), c.getFunction("madvise"), c.getFunction("munmap"), page);
       } catch (RuntimeException | LinkageError e) {
-        LOG.log(Level.INFO, "KV pools use JVM direct buffers: JNA is not usable here", e);
+        LOG.log(Level.INFO, "KV buffers are JVM direct buffers: JNA is not usable here", e);
         return null;
+      }
+    }
+
+    private static boolean strictOvercommit() {
+      try {
+        return Files.readString(Path.of("/proc/sys/vm/overcommit_memory")).trim().equals("2");
+      } catch (IOException | RuntimeException e) {
+        return false;
       }
     }
   }
