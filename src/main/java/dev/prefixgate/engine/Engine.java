@@ -400,7 +400,7 @@ public final class Engine implements AutoCloseable {
     if (prefilling == null && prefillQueue.isEmpty()) {
       newcomers = admit();
       prefillQueue.addAll(prefillChunks(newcomers));
-      if (pagedLayout && !newcomers.isEmpty()) reservePages(newcomers);
+      if (pagedLayout && !newcomers.isEmpty() && !pool.growsFree()) reservePages(newcomers);
     }
     // With rows running, one prefill run of at most prefill_step_tokens per decode step, so the
     // running streams keep emitting while a long prompt goes in; with none, prefill at full size.
@@ -1159,10 +1159,13 @@ public final class Engine implements AutoCloseable {
     int pmax = 0;
     int smax = 0;
     int pages = 0;
+    // A pool that grows free (in its reserved region) takes each run's pages as it writes them,
+    // so KV held follows the tokens written; one re-made to grow takes the whole prompts' now.
+    boolean lazy = pool.growsFree();
     for (Sequence s : chunk) {
       pmax = Math.max(pmax, s.request.prefixLength());
       smax = Math.max(smax, s.request.promptIds().length);
-      pages += pagesFor(s.request.prefixLength() + s.request.promptIds().length);
+      pages += pagesFor(s.request.prefixLength() + (lazy ? 0 : s.request.promptIds().length));
     }
     int seg = segmentLength(b, smax);
     int heads = cfg.nHead();
@@ -1198,7 +1201,7 @@ public final class Engine implements AutoCloseable {
     }
     for (Sequence s : chunk) {
       int p = s.request.prefixLength();
-      pool.take(s, pagesFor(p + s.request.promptIds().length));
+      pool.take(s, pagesFor(p + (lazy ? 0 : s.request.promptIds().length)));
       s.len = 0;
       if (p > 0) {
         for (int layer = 0; layer < cfg.nLayer(); layer++) {
@@ -1253,7 +1256,14 @@ public final class Engine implements AutoCloseable {
         int lead = smax - chunk.get(r).request.promptIds().length;
         firstReal[r] = Math.min(n, Math.max(0, lead - start));
       }
+      takeRunPages(chunk, n, firstReal);
       runPaged(chunk, n, firstReal);
+    } catch (EngineMemoryException | ArithmeticException e) {
+      LOG.warning("prefill of " + b + " requests stopped: " + e.getMessage());
+      failRows(chunk, "not enough engine memory to go on with the prefill: " + e.getMessage());
+      for (Sequence s : chunk) pool.give(s);
+      prefilling = null;
+      return false;
     } catch (OrtException | RuntimeException | OutOfMemoryError e) {
       LOG.log(Level.SEVERE, "prefill failed for " + b + " requests", e);
       failRows(chunk, e);
@@ -1271,6 +1281,25 @@ public final class Engine implements AutoCloseable {
       accept(s, r * cfg.vocabSize());
     }
     return true;
+  }
+
+  /**
+   * Gives each row of a prefill run the pages its real tokens of this run go into (none where the
+   * pages were taken for the whole prompt at its start), growing the pool by what they lack.
+   */
+  private void takeRunPages(List<Sequence> chunk, int seq, int[] firstReal) {
+    int lacking = 0;
+    for (int r = 0; r < chunk.size(); r++) {
+      Sequence s = chunk.get(r);
+      lacking += Math.max(0, pagesFor(s.len + seq - firstReal[r]) - s.pageCount);
+    }
+    if (lacking == 0) return;
+    pool.ensureFree(lacking);
+    for (int r = 0; r < chunk.size(); r++) {
+      Sequence s = chunk.get(r);
+      int want = pagesFor(s.len + seq - firstReal[r]);
+      if (want > s.pageCount) pool.take(s, want);
+    }
   }
 
   /**
@@ -1329,7 +1358,10 @@ public final class Engine implements AutoCloseable {
     rows.subList(kept, rows.size()).clear();
     int inUse = pool.inUse();
     int target = Math.max(inUse + inUse / 16, PagePool.MIN_PAGES);
-    if (pool.pages > 2 * target && !pool.growing()) {
+    // A pool re-made to shrink copies every live page, so it waits until it is twice the need; one
+    // in its region moves only the live pages above the new size, so it follows the need closely
+    int most = pool.growsFree() ? target + Math.max(inUse / 16, PagePool.MIN_PAGES) : 2 * target;
+    if (pool.pages > most && !pool.growing()) {
       List<Sequence> live = new ArrayList<>(rows);
       if (prefilling != null) live.addAll(prefilling);
       pool.remake(target, live);
@@ -1398,7 +1430,10 @@ public final class Engine implements AutoCloseable {
       Sequence s = batch.get(r);
       int used = pagesFor(s.len);
       for (int k = 0; k < tablePages; k++) {
-        blockTable.put(r * tablePages + k, k < used ? s.pages[k] : s.pages[0]);
+        // masked columns read any page: its first, or page 0 before it has one (a row whose
+        // columns of this prefill run are all padding)
+        blockTable.put(
+            r * tablePages + k, k < used ? s.pages[k] : s.pageCount > 0 ? s.pages[0] : 0);
       }
       int row = r * width;
       for (int c = 0; c < past; c++) maskBuf.put(row + c, c < s.len ? 1L : 0L);
@@ -2080,6 +2115,11 @@ public final class Engine implements AutoCloseable {
       return growth != null;
     }
 
+    /** Whether growing is free: the pool lies in a reserved region (or will), nothing is copied. */
+    boolean growsFree() {
+      return region != null || (keys[0] == null && regionWanted());
+    }
+
     /**
      * Whether {@code k} pages are free now. When they are not, starts allocating a pool with room
      * for them (and a sixteenth more) on the allocator thread, unless one is on its way already,
@@ -2091,7 +2131,7 @@ public final class Engine implements AutoCloseable {
      */
     boolean freeOrGrowing(int k) {
       if (keys[0] != null && freeCount >= k) return true;
-      if (region != null || (keys[0] == null && regionWanted())) return true; // nothing to copy
+      if (growsFree()) return true; // nothing to copy
       // One on its way, even one too small for this: wait for it to land (never block on it here),
       // and the next call starts a larger one if still needed
       if (growth != null) return false;

@@ -140,6 +140,46 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
   }
 
   /**
+   * A 700-token newcomer prefilled in runs of 128 tokens beside a running row, on a pool in a
+   * reserved region: halfway through its prefill the pool holds the tokens written so far (a
+   * sixteenth of headroom and each row's last page), not the whole prompt's pages; both rows stay
+   * exact.
+   */
+  @Test
+  void aPrefillingRowHoldsThePagesOfTheTokensWrittenSoFar() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(ReservedRegion.available());
+    int n = Fixtures.golden().get("max_new_tokens").asInt();
+    String id = "globex/1";
+    GenerationRequest wide = wide700(n);
+    try (Engine e = engine(EngineOptions.defaults().withPrefillStepTokens(128))) {
+      e.idleReleaseAfter(Duration.ofHours(1));
+      Gate running = new Gate(2, 4);
+      e.submit(golden(id, n), running);
+      running.awaitHeld(2);
+      Collector beside = new Collector();
+      e.submit(wide, beside);
+      running.open(2); // the next steps admit the wide row and prefill it 128 tokens a step
+      running.awaitHeld(4); // two decode steps later: two of its six prefill runs are done
+      Engine.Stats mid = e.stats();
+      running.open(4);
+      long live = mid.kvLiveBytes();
+      assertTrue(live > 256 * perToken(), "two prefill runs written: live " + live);
+      assertTrue(live < 700 * perToken(), "the prefill is not done: live " + live);
+      long pages = 4L * Engine.PAGE_TOKENS * perToken(); // two rows' last pages, two of headroom
+      assertTrue(
+          mid.kvHeldBytes() <= live + live / 16 + pages,
+          "held " + mid.kvHeldBytes() + " for live " + live + " mid-prefill");
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      assertArrayEquals(goldenIds(id, n), running.idArray(), "the running row is exact");
+      beside.await();
+      Collector alone = new Collector();
+      e.submit(wide, alone);
+      alone.await();
+      assertEquals(alone.ids, beside.ids, "the wide row prefilled in runs and alone");
+    }
+  }
+
+  /**
    * A long newcomer while a row runs, on a pool of direct buffers: the larger pool its pages need
    * is allocated off the engine thread (the running row decodes meanwhile) and put in place before
    * its prefill; both rows stay exact.
