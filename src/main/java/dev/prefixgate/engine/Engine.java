@@ -69,7 +69,7 @@ public final class Engine implements AutoCloseable {
   static final long PREFILL_LOGITS_BYTES = 64L << 20;
 
   /** Tokens per page of the paged layout's pool ({@link GraphContract.KvLayout#PAGED}). */
-  static final int PAGE_TOKENS = 16;
+  static final int PAGE_TOKENS = 8;
 
   /** Idle time after which the engine's buffers are handed back (see {@link #idle}). */
   static final long IDLE_RELEASE_NANOS = 2_000_000_000L;
@@ -1357,10 +1357,11 @@ public final class Engine implements AutoCloseable {
     }
     rows.subList(kept, rows.size()).clear();
     int inUse = pool.inUse();
+    boolean free = pool.growsFree();
     int target = Math.max(inUse + inUse / 16, PagePool.MIN_PAGES);
     // A pool re-made to shrink copies every live page, so it waits until it is twice the need; one
     // in its region moves only the live pages above the new size, so it follows the need closely
-    int most = pool.growsFree() ? target + Math.max(inUse / 16, PagePool.MIN_PAGES) : 2 * target;
+    int most = free ? target + Math.max(inUse / 16, PagePool.MIN_PAGES) : 2 * target;
     if (pool.pages > most && !pool.growing()) {
       List<Sequence> live = new ArrayList<>(rows);
       if (prefilling != null) live.addAll(prefilling);

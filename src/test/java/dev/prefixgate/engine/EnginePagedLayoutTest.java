@@ -180,6 +180,50 @@ class EnginePagedLayoutTest extends EngineSlotLayoutTest {
   }
 
   /**
+   * Two 700-token rows and a short one on a pool in a reserved region: once the first long row has
+   * left, the pool shrinks to what the other two hold (within the headroom), though more than half
+   * of it is still in use; the shrink moves the live pages above the new size, and the rows that
+   * stay are exact.
+   */
+  @Test
+  void aPoolInARegionShrinksWhenARowLeavesThoughMostOfItIsInUse() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(ReservedRegion.available());
+    int n = 4;
+    GenerationRequest leaving =
+        new GenerationRequest(
+            "a", null, Fixtures.longPrompt(700), SamplingParams.greedy(n).withIgnoreEos(true));
+    GenerationRequest staying =
+        new GenerationRequest(
+            "b", null, Fixtures.longPrompt(700), SamplingParams.greedy(4 * n).withIgnoreEos(true));
+    try (Engine e = engine(EngineOptions.defaults())) {
+      e.idleReleaseAfter(Duration.ofHours(1)); // only the shrink may hand memory back
+      Collector first = new Collector();
+      Collector second = new Collector();
+      Gate small = new Gate(n + 2); // the first long row's last token is at least two steps back
+      e.submit(leaving, first);
+      e.submit(staying, second);
+      e.submit(golden("globex/1", 4 * n), small);
+      small.awaitHeld();
+      Engine.Stats after = e.stats();
+      small.open();
+      assertEquals(FinishReason.LENGTH, first.await().reason());
+      assertEquals(2, after.running(), "the first long row has left");
+      long live = after.kvLiveBytes();
+      long pages = 4L * Engine.PAGE_TOKENS * perToken(); // two rows' last pages, two of headroom
+      assertTrue(
+          after.kvHeldBytes() <= live + live / 16 + pages,
+          "held " + after.kvHeldBytes() + " for live " + live + " after a long row left");
+      small.await();
+      assertArrayEquals(goldenIds("globex/1", 4 * n), small.idArray(), "the short row is exact");
+      second.await();
+      Collector alone = new Collector();
+      e.submit(staying, alone);
+      alone.await();
+      assertEquals(alone.ids, second.ids, "the long row that stayed, and alone");
+    }
+  }
+
+  /**
    * A long newcomer while a row runs, on a pool of direct buffers: the larger pool its pages need
    * is allocated off the engine thread (the running row decodes meanwhile) and put in place before
    * its prefill; both rows stay exact.
