@@ -1358,7 +1358,7 @@ public final class Engine implements AutoCloseable {
     rows.subList(kept, rows.size()).clear();
     int inUse = pool.inUse();
     boolean free = pool.growsFree();
-    int target = Math.max(inUse + inUse / 16, PagePool.MIN_PAGES);
+    int target = Math.max(free ? inUse : inUse + inUse / 16, PagePool.MIN_PAGES);
     // A pool re-made to shrink copies every live page, so it waits until it is twice the need; one
     // in its region moves only the live pages above the new size, so it follows the need closely
     int most = free ? target + Math.max(inUse / 16, PagePool.MIN_PAGES) : 2 * target;
@@ -2102,7 +2102,8 @@ public final class Engine implements AutoCloseable {
         if (keys[0] != null && freeCount >= k) return;
       }
       int need = Math.addExact(inUse(), k);
-      int target = withHeadroom(need);
+      // In a region a growth only counts pages, so it takes just what is needed
+      int target = growsFree() ? Math.max(need, MIN_PAGES) : withHeadroom(need);
       if (!fits(target)) target = need; // the headroom is a convenience, the plan is the need
       remake(target, null);
     }
