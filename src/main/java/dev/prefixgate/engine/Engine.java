@@ -1149,8 +1149,9 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Starts the prefill of newcomers (several at once, prompts right-aligned as in {@link
-   * #startPrefill}): takes the pages their prefixes and prompts need and writes the prefixes into
-   * them. When the pool or a buffer cannot be had, only these newcomers fail.
+   * #startPrefill}): takes the pages their prefixes need (and their prompts', unless the pool grows
+   * free: then each run takes its own, {@link #takeRunPages}) and writes the prefixes into them.
+   * When the pool or a buffer cannot be had, only these newcomers fail.
    *
    * @return false when the newcomers failed
    */
