@@ -83,7 +83,7 @@ def synthetic_adapters(template: Path, count: int, out: Path, p: int) -> list[Pa
 
 
 class Gateway:
-    def __init__(self, model_dir: Path, cache_bytes: int, jar: Path = JAR) -> None:
+    def __init__(self, model_dir: Path, cache_bytes: int, jar: Path = JAR, props: tuple[str, ...] = ()) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="prefixgate-bench-"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -97,7 +97,8 @@ class Gateway:
              f"-Dquarkus.management.port={self.management_url.rsplit(':', 1)[1]}",
              f"-Dquarkus.datasource.jdbc.url=jdbc:h2:file:{self.tmp}/db;DB_CLOSE_ON_EXIT=FALSE",
              f"-Dprefixgate.admin.key={ADMIN_KEY}", f"-Dprefixgate.cache.max-bytes={cache_bytes}",
-             "-Dprefixgate.engine.max-queue=4096", "-Dquarkus.log.level=WARN", "-jar", str(jar)],
+             "-Dprefixgate.engine.max-queue=4096", "-Dquarkus.log.level=WARN", *(f"-D{p}" for p in props),
+             "-jar", str(jar)],
             cwd=ROOT, stdout=open(self.tmp / "gateway.log", "w"), stderr=subprocess.STDOUT,
             env={**os.environ, "DJL_OFFLINE": "true"},
         )
@@ -302,7 +303,8 @@ def kv_summary(kv: list[tuple[float, float]]) -> dict:
             "kv_held_over_live_p50": ratios[len(ratios) // 2]}
 
 
-def realistic(model_dir: Path, jar: Path, label: str, scenarios: list[str], n: int = 32) -> list[dict]:
+def realistic(model_dir: Path, jar: Path, label: str, scenarios: list[str], n: int = 32,
+              props: tuple[str, ...] = ()) -> list[dict]:
     template = ROOT / "bench" / "models" / "bloom-560m-random" / "adapter"
     n_layer = json.loads((model_dir / "config.json").read_text())["n_layer"]
     if not (template / "adapter_config.json").exists() or \
@@ -311,7 +313,7 @@ def realistic(model_dir: Path, jar: Path, label: str, scenarios: list[str], n: i
     adapters = synthetic_adapters(template, 16, ROOT / "bench" / "models" / f"synthetic-{n_layer}layers-p8", 8)
     short = PROMPT
     out = []
-    g = Gateway(model_dir, 256 * 1024 * 1024, jar)
+    g = Gateway(model_dir, 256 * 1024 * 1024, jar, props)
     try:
         g.upload([(f"a{i}", d) for i, d in enumerate(adapters)])
         names = [f"a{i}" for i in range(16)]
@@ -347,8 +349,10 @@ def realistic_main(a: argparse.Namespace) -> None:
     rows = []
     for spec in a.jar:
         label, _, rest = spec.partition("=")
-        path, _, model = rest.partition("@")
-        rows += realistic(Path(model) if model else model_dir, Path(path or JAR), label, a.scenarios.split(","))
+        path, _, rest = rest.partition("@")
+        model, _, props = rest.partition("@")
+        rows += realistic(Path(model) if model else model_dir, Path(path or JAR), label, a.scenarios.split(","),
+                          props=tuple(p for p in props.split(",") if p))
     labels = [s.partition("=")[0] for s in a.jar]
     print(f"\n## realistic traffic, {model_dir}: 32 new tokens per stream, distinct adapters, ignore_eos")
     print("| scenario | " + " | ".join(f"{l} tok/s · TTFT p50 · ITL p50/p99 ms · failed" for l in labels) + " |")
@@ -401,7 +405,8 @@ def main() -> None:
     ap.add_argument("--realistic", action="store_true",
                     help="only the realistic-traffic scenarios (sampled vs greedy, mixed prompt lengths)")
     ap.add_argument("--jar", action="append", default=None,
-                    help="LABEL=PATH[@MODEL_DIR] of a quarkus-run.jar to compare (repeatable; default: this build)")
+                    help="LABEL=PATH[@MODEL_DIR[@KEY=VALUE,...]] of a quarkus-run.jar to compare, with system "
+                         "properties for its gateway (repeatable; default: this build)")
     ap.add_argument("--model", help="model directory for --realistic (default: the 560m-shaped one)")
     ap.add_argument("--scenarios", default="greedy-8,sampled-8,greedy-16,sampled-16,mixed-8,long-1",
                     help="for --realistic: greedy-N, sampled-N, mixed-N, long-N (930 tokens), context-N (1000)")

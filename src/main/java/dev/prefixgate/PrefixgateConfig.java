@@ -188,6 +188,13 @@ public interface PrefixgateConfig {
     int prefillStepTokens();
 
     /**
+     * A prompt column over p earlier tokens counts as 1 + p / this in the step budget, so steps
+     * stay flat through a long prompt; 0 = every column counts as one.
+     */
+    @WithDefault("1280")
+    int prefillStepPastTokens();
+
+    /**
      * KV buffers in reserved address space (64-bit Linux), grown without a copy or fresh
      * allocation; false: JVM direct buffers, re-made to grow (also where regions cannot be had).
      */

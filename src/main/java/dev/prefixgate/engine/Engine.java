@@ -418,7 +418,14 @@ public final class Engine implements AutoCloseable {
         if (!started) continue;
       }
       boolean budgeted = !rows.isEmpty() && options.prefillStepTokens() > 0;
-      int columns = budgeted ? options.prefillStepTokens() / joining.size() : Integer.MAX_VALUE;
+      int columns =
+          budgeted
+              ? stepColumns(
+                  options.prefillStepTokens(),
+                  joining.size(),
+                  prefillPast(joining),
+                  options.prefillStepPastTokens())
+              : Integer.MAX_VALUE;
       if (slotLayout) {
         if (slotPrefillRun(columns)) slotJoin(joining.get(0));
       } else if (pagedLayout) {
@@ -450,6 +457,25 @@ public final class Engine implements AutoCloseable {
     if (slotLayout) slotDecode();
     else if (pagedLayout) pagedDecode();
     else decode();
+  }
+
+  /**
+   * Prompt columns of the next prefill run of {@code rows} newcomers whose widest row attends over
+   * {@code past} earlier tokens, under a step budget of {@code budget}: a column counts as 1 + past
+   * / {@code pastTokens} (as 1 when that is 0), since its attention grows with the past while the
+   * rest of its work does not. At least one column, so a prefill always moves on.
+   */
+  static int stepColumns(int budget, int rows, int past, int pastTokens) {
+    double cost = pastTokens == 0 ? 1 : 1 + (double) past / pastTokens;
+    return (int) Math.max(1, Math.floor(budget / (rows * cost)));
+  }
+
+  /** KV columns the next run of the prefill of {@code joining} attends over (widest row). */
+  private int prefillPast(List<Sequence> joining) {
+    if (!slotLayout && !pagedLayout) return prefillPmax + prefillDone;
+    int past = 0;
+    for (Sequence s : joining) past = Math.max(past, s.len);
+    return past;
   }
 
   /** Updates the KV gauges: what the engine holds for KV, and what its rows' tokens need. */

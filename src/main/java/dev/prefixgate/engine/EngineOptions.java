@@ -23,6 +23,10 @@ package dev.prefixgate.engine;
  * @param prefillStepTokens while rows are decoding, a prefill runs at most this many prompt tokens
  *     (all newcomers together) between two decode steps, so running streams keep emitting while a
  *     long prompt goes in; 0 prefills each group of newcomers in one go
+ * @param prefillStepPastTokens how the step budget counts a prompt column: one that attends over p
+ *     earlier tokens (prefix and prompt columns already in) counts as 1 + p / this, so the chunks
+ *     of a long prompt shrink as its past grows and every step costs about the same; 0 counts every
+ *     column as 1
  */
 public record EngineOptions(
     int intraOpThreads,
@@ -37,7 +41,8 @@ public record EngineOptions(
     int maxQueuedPerTenant,
     int maxRowsPerTenant,
     double fairShare,
-    int prefillStepTokens) {
+    int prefillStepTokens,
+    int prefillStepPastTokens) {
 
   public EngineOptions {
     positive("max_batch_rows", maxBatchRows);
@@ -67,6 +72,12 @@ public record EngineOptions(
       throw new IllegalArgumentException(
           "prefill_step_tokens " + prefillStepTokens + " must be >= 0 (0 = whole prompts)");
     }
+    if (prefillStepPastTokens < 0) {
+      throw new IllegalArgumentException(
+          "prefill_step_past_tokens "
+              + prefillStepPastTokens
+              + " must be >= 0 (0 = every column counts as one)");
+    }
     if (!(fairShare > 0 && fairShare <= 1)) {
       throw new IllegalArgumentException("fair_share " + fairShare + " not in (0, 1]");
     }
@@ -95,7 +106,8 @@ public record EngineOptions(
         0,
         0,
         0.5,
-        DEFAULT_PREFILL_STEP_TOKENS);
+        DEFAULT_PREFILL_STEP_TOKENS,
+        DEFAULT_PREFILL_STEP_PAST_TOKENS);
   }
 
   /**
@@ -103,6 +115,13 @@ public record EngineOptions(
    * prompt's GEMMs efficient, small enough that a stalled stream waits about one step more.
    */
   public static final int DEFAULT_PREFILL_STEP_TOKENS = 64;
+
+  /**
+   * On a 560m BLOOM on CPU (both graph layouts) a prompt column's attention over about 1300-1500
+   * past tokens costs as much as the rest of its work (docs/benchmarks.md, "Prefill steps by
+   * cost").
+   */
+  public static final int DEFAULT_PREFILL_STEP_PAST_TOKENS = 1280;
 
   public static EngineOptions defaults() {
     return new EngineOptions(0, false, false, 16, 32768, 2048, 256, 2048);
@@ -135,7 +154,8 @@ public record EngineOptions(
         maxQueuedPerTenant,
         maxRowsPerTenant,
         fairShare,
-        prefillStepTokens);
+        prefillStepTokens,
+        prefillStepPastTokens);
   }
 
   public EngineOptions withMaxQueue(int queue) {
@@ -152,7 +172,8 @@ public record EngineOptions(
         maxQueuedPerTenant,
         maxRowsPerTenant,
         fairShare,
-        prefillStepTokens);
+        prefillStepTokens,
+        prefillStepPastTokens);
   }
 
   public EngineOptions withIntraOpThreads(int threads) {
@@ -169,7 +190,8 @@ public record EngineOptions(
         maxQueuedPerTenant,
         maxRowsPerTenant,
         fairShare,
-        prefillStepTokens);
+        prefillStepTokens,
+        prefillStepPastTokens);
   }
 
   public EngineOptions withMaxPrefillTokens(int tokens) {
@@ -186,7 +208,8 @@ public record EngineOptions(
         maxQueuedPerTenant,
         maxRowsPerTenant,
         fairShare,
-        prefillStepTokens);
+        prefillStepTokens,
+        prefillStepPastTokens);
   }
 
   public EngineOptions withMemoryBudgetBytes(long bytes) {
@@ -203,7 +226,8 @@ public record EngineOptions(
         maxQueuedPerTenant,
         maxRowsPerTenant,
         fairShare,
-        prefillStepTokens);
+        prefillStepTokens,
+        prefillStepPastTokens);
   }
 
   public EngineOptions withTenantLimits(int queued, int rows, double share) {
@@ -220,7 +244,8 @@ public record EngineOptions(
         queued,
         rows,
         share,
-        prefillStepTokens);
+        prefillStepTokens,
+        prefillStepPastTokens);
   }
 
   public EngineOptions withPrefillStepTokens(int tokens) {
@@ -237,6 +262,25 @@ public record EngineOptions(
         maxQueuedPerTenant,
         maxRowsPerTenant,
         fairShare,
+        tokens,
+        prefillStepPastTokens);
+  }
+
+  public EngineOptions withPrefillStepPastTokens(int tokens) {
+    return new EngineOptions(
+        intraOpThreads,
+        allowSpinning,
+        useCuda,
+        maxBatchRows,
+        maxBatchTokens,
+        maxPrefillTokens,
+        maxQueue,
+        maxContext,
+        memoryBudgetBytes,
+        maxQueuedPerTenant,
+        maxRowsPerTenant,
+        fairShare,
+        prefillStepTokens,
         tokens);
   }
 

@@ -38,7 +38,8 @@ public class EngineProducers {
         e.maxQueuedPerTenant(),
         e.maxRowsPerTenant(),
         e.fairShare(),
-        e.prefillStepTokens());
+        e.prefillStepTokens(),
+        e.prefillStepPastTokens());
   }
 
   @Produces

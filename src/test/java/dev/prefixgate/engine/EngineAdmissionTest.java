@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -309,6 +310,92 @@ class EngineAdmissionTest {
       assertTrue(
           runningTokensAtFirstToken[0] >= 2 + runs - 1,
           "running row had " + runningTokensAtFirstToken[0] + " tokens after " + runs + " runs");
+    }
+  }
+
+  /**
+   * The step budget counts a column by its past: the chunks of a long prompt shrink as it goes in,
+   * so the running row gets one token per (smaller) run, as many runs as {@link Engine#stepColumns}
+   * plans, and the prompt's tokens are those of the same request alone.
+   */
+  @Test
+  void prefillChunksShrinkAsTheirPastGrows() {
+    assertPrefillChunksShrinkAsTheirPastGrows(EngineAdmissionTest::engine);
+  }
+
+  /**
+   * {@link #prefillChunksShrinkAsTheirPastGrows} on the engines {@code engines} makes (one layout):
+   * a 700-token prompt behind an adapter's prefix (which counts as past) joins a running row.
+   */
+  static void assertPrefillChunksShrinkAsTheirPastGrows(Function<EngineOptions, Engine> engines) {
+    int step = 64;
+    int pastTokens = 128;
+    int promptLen = 700;
+    GenerationRequest longReq =
+        new GenerationRequest(
+            "b",
+            Fixtures.prefixOf(Fixtures.goldenCase(adapterCase())),
+            Fixtures.longPrompt(promptLen),
+            SamplingParams.greedy(4).withIgnoreEos(true));
+    int prefix = longReq.prefixLength();
+    assertTrue(prefix > 0, "the adapter case has a prefix");
+    int runs = 0;
+    for (int done = 0; done < promptLen; runs++) {
+      done += Math.min(Engine.stepColumns(step, 1, prefix + done, pastTokens), promptLen - done);
+    }
+    int byTokens = (promptLen + step - 1) / step;
+    assertTrue(runs > 2 * byTokens, runs + " runs by cost, " + byTokens + " by tokens");
+    EngineOptions o =
+        EngineOptions.defaults().withPrefillStepTokens(step).withPrefillStepPastTokens(pastTokens);
+    try (Engine e = engines.apply(o)) {
+      Collector alone = new Collector();
+      e.submit(longReq, alone);
+      alone.await();
+      Gate running = new Gate(2);
+      e.submit(
+          new GenerationRequest(
+              "a",
+              null,
+              Fixtures.longPrompt(10),
+              SamplingParams.greedy(runs + 20).withIgnoreEos(true)),
+          running);
+      running.awaitHeld();
+      int[] runningTokensAtFirstToken = {-1};
+      Collector joined =
+          new Collector() {
+            @Override
+            public synchronized void onToken(int tokenId, String piece, float logprob) {
+              if (count == 0) runningTokensAtFirstToken[0] = running.count; // engine thread
+              super.onToken(tokenId, piece, logprob);
+            }
+          };
+      e.submit(longReq, joined);
+      running.open();
+      assertEquals(FinishReason.LENGTH, joined.await().reason());
+      assertEquals(FinishReason.LENGTH, running.await().reason());
+      assertEquals(alone.ids, joined.ids);
+      // One decode step after each run but the last (which joins, then decodes).
+      assertEquals(
+          2 + runs - 1,
+          runningTokensAtFirstToken[0],
+          "running row's tokens when the " + runs + "-run prefill ended");
+    }
+  }
+
+  @Test
+  void aStepColumnCostsOnePlusItsPastOverTheSetting() {
+    assertEquals(64, Engine.stepColumns(64, 1, 0, 1280));
+    assertEquals(32, Engine.stepColumns(64, 1, 1280, 1280));
+    assertEquals(16, Engine.stepColumns(64, 2, 1280, 1280));
+    assertEquals(21, Engine.stepColumns(64, 1, 2560, 1280));
+    assertEquals(64, Engine.stepColumns(64, 1, 100_000, 0)); // 0: tokens only
+    assertEquals(1, Engine.stepColumns(64, 16, Integer.MAX_VALUE, 1)); // always moves on
+    assertEquals(1, Engine.stepColumns(1, Integer.MAX_VALUE, 0, 1));
+    int last = Integer.MAX_VALUE;
+    for (int past = 0; past < 5000; past += 7) {
+      int c = Engine.stepColumns(64, 1, past, 1280);
+      assertTrue(c <= last && c >= 1, "columns at past " + past + ": " + c);
+      last = c;
     }
   }
 

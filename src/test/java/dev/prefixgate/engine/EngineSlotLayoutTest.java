@@ -164,6 +164,12 @@ class EngineSlotLayoutTest {
    * copied into the wider slots), the prompt goes in 16 tokens per decode step, and both equal what
    * they give alone.
    */
+  /** The chunks of a long prompt shrink as its past grows, on this layout too (exact). */
+  @Test
+  void prefillChunksShrinkAsTheirPastGrows() {
+    EngineAdmissionTest.assertPrefillChunksShrinkAsTheirPastGrows(this::engine);
+  }
+
   @Test
   void aLongPromptJoiningARunningRowGrowsTheArenaAndBothStayExact() {
     int n = Fixtures.golden().get("max_new_tokens").asInt();
